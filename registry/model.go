@@ -2,6 +2,8 @@ package registry
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 	"time"
 )
 
@@ -133,3 +135,52 @@ var (
 	// a statement about the device.
 	ErrUnavailable = errors.New("registry: store unavailable")
 )
+
+// Clone returns a deep copy of d: pointer fields and slices are not shared.
+func (d Device) Clone() Device {
+	c := d
+	c.StatusReason = cloneString(d.StatusReason)
+	c.Authentication.X509Thumbprint.PrimaryThumbprint = cloneString(d.Authentication.X509Thumbprint.PrimaryThumbprint)
+	c.Authentication.X509Thumbprint.SecondaryThumbprint = cloneString(d.Authentication.X509Thumbprint.SecondaryThumbprint)
+	if d.ParentScopes != nil {
+		c.ParentScopes = append([]string{}, d.ParentScopes...)
+	}
+	return c
+}
+
+func cloneString(p *string) *string {
+	if p == nil {
+		return nil
+	}
+	s := *p
+	return &s
+}
+
+// MaxIDLength is the longest device id the hub accepts (reference §7.3).
+const MaxIDLength = 128
+
+// ValidateDeviceID checks a device id against the hub's rules (reference §7.3):
+// 1..128 ASCII alphanumerics and - . + % _ # * ? ! ( ) , = @ $ ' ; ids are
+// case-sensitive. The error wraps ErrInvalid.
+func ValidateDeviceID(id string) error {
+	if id == "" {
+		return fmt.Errorf("%w: device id is empty", ErrInvalid)
+	}
+	if len(id) > MaxIDLength {
+		return fmt.Errorf("%w: device id is %d characters long, the limit is %d", ErrInvalid, len(id), MaxIDLength)
+	}
+	for i := 0; i < len(id); i++ {
+		if !idChar(id[i]) {
+			return fmt.Errorf("%w: device id contains %q at offset %d; allowed are ASCII letters, digits and - . + %% _ # * ? ! ( ) , = @ $ '", ErrInvalid, rune(id[i]), i)
+		}
+	}
+	return nil
+}
+
+func idChar(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return strings.IndexByte("-.+%_#*?!(),=@$'", c) >= 0
+}

@@ -24,11 +24,12 @@ type Store interface {
 	CreateCA(ctx context.Context, ca CA) error       // ErrCAExists
 	ReplaceCA(ctx context.Context, ca CA, prevEtag string) error
 	DeleteCA(ctx context.Context, name, prevEtag string) error
-	CAs(ctx context.Context) ([]CA, error)
+	CAs(ctx context.Context) ([]CA, error) // in name order
 
-	Policies(ctx context.Context) ([]Policy, error)
+	Policies(ctx context.Context) ([]Policy, error) // in name order
 	// EnsurePolicies stores each policy whose name is absent and returns the
-	// full stored set (first start creates the keys; later starts keep them).
+	// full stored set in name order (first start creates the keys; later
+	// starts keep them).
 	EnsurePolicies(ctx context.Context, ps []Policy) ([]Policy, error)
 
 	Close() error
