@@ -1,0 +1,273 @@
+package broker
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
+
+	"github.com/hubgate/hubgate/authn"
+	"github.com/hubgate/hubgate/registry"
+)
+
+// Authenticator is what the MQTT head needs from authn.
+type Authenticator interface {
+	Authenticate(ctx context.Context, r authn.Request) (authn.Identity, error)
+	AuthorizePolicy(token string, want registry.Rights) (string, time.Time, error)
+	StillAllowed(id authn.Identity, d registry.Device) bool
+}
+
+// DeviceSource returns the current registry record of a device (the cache).
+type DeviceSource interface {
+	Device(ctx context.Context, id string) (registry.Device, error)
+}
+
+// Config configures the MQTT head.
+type Config struct {
+	Auth    Authenticator
+	Devices DeviceSource
+	Logger  *slog.Logger
+	Meter   metric.Meter
+
+	// ConnectTimeout bounds everything from accept to CONNACK: TLS handshake,
+	// CONNECT and the auth decision. 10 s covers a slow device on a slow link.
+	ConnectTimeout time.Duration
+	// AuthTimeout bounds one auth decision (registry lookups included).
+	AuthTimeout time.Duration
+	// MaxPacketSize is IoT Hub's 256 KiB message limit plus headroom for topic
+	// and properties; larger packets close the connection.
+	MaxPacketSize uint32
+	// MaxPending bounds a client's outbound queue; a slow reader loses
+	// messages beyond it instead of growing memory.
+	MaxPending int32
+	// SessionExpiry is how long a disconnected clean=false session keeps its
+	// subscriptions (Node renews tokens by reconnecting without resubscribing).
+	SessionExpiry time.Duration
+}
+
+func (c *Config) setDefaults() {
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Meter == nil {
+		c.Meter = noop.NewMeterProvider().Meter("")
+	}
+	if c.ConnectTimeout == 0 {
+		c.ConnectTimeout = 10 * time.Second
+	}
+	if c.AuthTimeout == 0 {
+		c.AuthTimeout = 5 * time.Second
+	}
+	if c.MaxPacketSize == 0 {
+		c.MaxPacketSize = 256*1024 + 8*1024
+	}
+	if c.MaxPending == 0 {
+		c.MaxPending = 256
+	}
+	if c.SessionExpiry == 0 {
+		c.SessionExpiry = 24 * time.Hour
+	}
+}
+
+func (c *Config) validate() error {
+	if c.Auth == nil || c.Devices == nil {
+		return errors.New("broker: Auth and Devices are required")
+	}
+	return nil
+}
+
+// Listener ids given to mochi; they also name the transport in logs.
+const (
+	listenerTLS = "mqtt-tls"
+	listenerWS  = "mqtt-ws"
+)
+
+// MQTT is the MQTT protocol head.
+type MQTT struct {
+	cfg     Config
+	srv     *mqtt.Server
+	log     *slog.Logger
+	metrics *connMetrics
+	table   *sessionTable
+
+	mu     sync.Mutex // guards closed and lns
+	closed bool
+	lns    []net.Listener
+	wg     sync.WaitGroup // accept loops
+}
+
+// NewMQTT builds the MQTT head. Call Serve or Accept to give it connections.
+func NewMQTT(cfg Config) (*MQTT, error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	caps := mqtt.NewDefaultServerCapabilities()
+	caps.MaximumPacketSize = cfg.MaxPacketSize
+	caps.MaximumClientWritesPending = cfg.MaxPending
+	caps.MaximumSessionExpiryInterval = uint32(cfg.SessionExpiry / time.Second)
+	caps.MaximumQos = 1      // IoT Hub has no QoS 2 [reference §3.5]
+	caps.RetainAvailable = 0 // the hub stores no retained messages
+	caps.ReceiveMaximum = 64
+	caps.MaximumInflight = 1024
+	srv := mqtt.New(&mqtt.Options{
+		Capabilities:             caps,
+		Logger:                   cfg.Logger.With("component", "mochi"),
+		ClientNetReadBufferSize:  1024,
+		ClientNetWriteBufferSize: 1024,
+		SysTopicResendInterval:   3600, // nobody may read $SYS; keep the ticker quiet
+	})
+	m := &MQTT{cfg: cfg, srv: srv, log: cfg.Logger, table: newSessionTable()}
+	var err error
+	if m.metrics, err = newConnMetrics(cfg.Meter); err != nil {
+		return nil, err
+	}
+	if err := srv.AddHook(&hook{m: m}, nil); err != nil {
+		return nil, err
+	}
+	if err := srv.Serve(); err != nil { // starts mochi's housekeeping loop; it has no listeners
+		return nil, err
+	}
+	return m, nil
+}
+
+// Serve accepts TLS connections from ln until it is closed. ln must hand out
+// *tls.Conn (tls.NewListener) so the handshake runs under our deadline.
+func (m *MQTT) Serve(ln net.Listener) error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return net.ErrClosed
+	}
+	m.lns = append(m.lns, ln)
+	m.wg.Add(1)
+	m.mu.Unlock()
+	defer m.wg.Done()
+	var delay time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() { // EMFILE and friends: back off
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				time.Sleep(delay)
+				continue
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return err
+		}
+		delay = 0
+		go m.Accept(c, authn.TransportTLS)
+	}
+}
+
+// Accept runs one connection to its end. It returns when the client is gone.
+func (m *MQTT) Accept(c net.Conn, transport authn.Transport) {
+	_ = c.SetDeadline(time.Now().Add(m.cfg.ConnectTimeout))
+	if tc, ok := c.(*tls.Conn); ok {
+		ctx, cancel := context.WithTimeout(context.Background(), m.cfg.ConnectTimeout)
+		err := tc.HandshakeContext(ctx)
+		cancel()
+		if err != nil {
+			m.metrics.tlsFailed(transport)
+			m.log.Debug("tls handshake failed", "remote", c.RemoteAddr().String(), "error", err)
+			_ = c.Close()
+			return
+		}
+	}
+	listener := listenerTLS
+	if transport == authn.TransportWebSocket {
+		listener = listenerWS
+	}
+	// mochi refreshes the deadline from the keep-alive once CONNECT is handled.
+	_ = m.srv.EstablishConnection(listener, c)
+	m.table.removeConn(c) // normally done by OnDisconnect already
+}
+
+// Recheck is called after a registry change of device id: live sessions the
+// new record no longer allows are closed (DESIGN.md rule 4). d is nil when
+// the device was deleted.
+func (m *MQTT) Recheck(id string, d *registry.Device) {
+	for _, s := range m.table.device(id) {
+		if d != nil && m.cfg.Auth.StillAllowed(s.identity, *d) {
+			continue
+		}
+		reason := "device_deleted"
+		if d != nil {
+			reason = "credentials_revoked"
+		}
+		m.log.Info("session closed", "device_id", id, "reason", reason, "transport", s.transport.String())
+		m.metrics.evicted(reason)
+		m.disconnect(s.cl, packets.ErrNotAuthorized)
+	}
+}
+
+// Connected reports the number of live MQTT sessions.
+func (m *MQTT) Connected() int { return m.table.len() }
+
+func (m *MQTT) disconnect(cl *mqtt.Client, code packets.Code) {
+	_ = m.srv.DisconnectClient(cl, code)
+	cl.Stop(code)
+}
+
+// Shutdown stops accepting, then disconnects every client.
+func (m *MQTT) Shutdown(ctx context.Context) error {
+	m.mu.Lock()
+	m.closed = true
+	for _, ln := range m.lns {
+		_ = ln.Close()
+	}
+	m.mu.Unlock()
+	m.wg.Wait()
+	done := make(chan struct{})
+	go func() { _ = m.srv.Close(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// peerCertificates returns the TLS client chain of c, leaf first.
+func peerCertificates(c net.Conn) []*x509.Certificate {
+	if s, ok := c.(interface{ ConnectionState() tls.ConnectionState }); ok {
+		return s.ConnectionState().PeerCertificates
+	}
+	return nil
+}
+
+func transportOf(cl *mqtt.Client) authn.Transport {
+	if cl.Net.Listener == listenerWS {
+		return authn.TransportWebSocket
+	}
+	return authn.TransportTLS
+}
+
+// ServicePrefix starts the client id of a service (back-end) MQTT client.
+// ':' is not allowed in device ids, so it can never take over a device session.
+const ServicePrefix = "$service:"
+
+// refusal is an auth outcome mapped to an MQTT code.
+type refusal struct {
+	err    error
+	reason string
+}
+
+func (r refusal) Error() string { return r.reason }
+
+func newRefusal(reason string, format string, args ...any) refusal {
+	return refusal{err: fmt.Errorf(format, args...), reason: reason}
+}
