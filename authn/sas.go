@@ -155,7 +155,7 @@ func (s SAS) expiryText(buf []byte) []byte {
 // equals the decoded sig, compared in constant time (reference §2.2–2.3).
 // An empty or undecodable key never verifies, so a device or policy without
 // keys cannot be impersonated with an empty-key HMAC. Verify does not
-// allocate for keys up to 96 bytes and sr up to 400 bytes.
+// allocate for keys up to 96 bytes and sr up to about 430 bytes.
 func (s SAS) Verify(key string) bool {
 	if len(s.Signature) != base64.StdEncoding.EncodedLen(sha256.Size) {
 		return false
