@@ -47,10 +47,18 @@ func (s *syncBuffer) String() string {
 type env struct {
 	url  string
 	reg  *registry.Registry
+	h    *httpapi.Handler
 	logs *syncBuffer
 }
 
+// fuzzEnv is setup without a listener, for in-process fuzzing.
+func fuzzEnv(t testing.TB) *env { return setupWith(t, nil, false) }
+
 func setup(t *testing.T, wrap func(registry.Store) registry.Store) *env {
+	return setupWith(t, wrap, true)
+}
+
+func setupWith(t testing.TB, wrap func(registry.Store) registry.Store, listen bool) *env {
 	t.Helper()
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -71,13 +79,18 @@ func setup(t *testing.T, wrap func(registry.Store) registry.Store) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(httpapi.New(reg, auth, httpapi.Options{Logger: log}))
-	t.Cleanup(srv.Close)
-	return &env{url: srv.URL, reg: reg, logs: logs}
+	h := httpapi.New(reg, auth, httpapi.Options{Logger: log})
+	e := &env{reg: reg, h: h, logs: logs}
+	if listen {
+		srv := httptest.NewServer(h)
+		t.Cleanup(srv.Close)
+		e.url = srv.URL
+	}
+	return e
 }
 
 // token signs a service token for policy like the Node SDK does (sr = host).
-func (e *env) token(t *testing.T, policy string) string {
+func (e *env) token(t testing.TB, policy string) string {
 	t.Helper()
 	p, ok := e.reg.Policy(policy)
 	if !ok {
