@@ -1,0 +1,273 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/attribute"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	"go.opentelemetry.io/otel/metric"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+
+	"github.com/hubgate/hubgate/authn"
+	"github.com/hubgate/hubgate/broker"
+	"github.com/hubgate/hubgate/internal/pki"
+	"github.com/hubgate/hubgate/registry"
+	"github.com/hubgate/hubgate/registry/httpapi"
+)
+
+// serveConfig is everything `hubgate serve` takes.
+type serveConfig struct {
+	DataDir     string
+	HostNames   []string
+	MQTTAddr    string
+	HTTPSAddr   string
+	MetricsAddr string
+	TLSCert     string
+	TLSKey      string
+	ClockSkew   time.Duration
+	LogLevel    slog.Level
+}
+
+func parseServe(args []string) (serveConfig, error) {
+	var c serveConfig
+	hosts := &listFlag{vals: []string{"localhost"}}
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.String("config", "", "JSON config file of flag names to values (env HUBGATE_CONFIG)")
+	fs.StringVar(&c.DataDir, "data-dir", "./data", "directory for the registry, certificates and connection strings")
+	fs.Var(hosts, "hostname", "the hub's host names (repeatable or comma-separated); the first is its name")
+	fs.StringVar(&c.MQTTAddr, "mqtt-addr", ":8883", "MQTT over TLS listen address")
+	fs.StringVar(&c.HTTPSAddr, "https-addr", ":443", "HTTPS listen address: registry REST API and /$iothub/websocket")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", "127.0.0.1:9090", "plain-HTTP address for /metrics, /healthz, /readyz")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "server certificate (PEM); default: a generated development certificate")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "server key (PEM)")
+	fs.DurationVar(&c.ClockSkew, "clock-skew", 5*time.Minute, "SAS expiry leeway")
+	fs.TextVar(&c.LogLevel, "log-level", slog.LevelInfo, "debug, info, warn or error")
+	pos, err := loadSources(fs, args)
+	if err != nil {
+		return c, err
+	}
+	if len(pos) > 0 {
+		return c, fmt.Errorf("serve: unexpected argument %q", pos[0])
+	}
+	c.HostNames = hosts.vals
+	return c, c.validate()
+}
+
+func (c serveConfig) validate() error {
+	if len(c.HostNames) == 0 {
+		return errors.New("serve: at least one --hostname is required")
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("serve: --tls-cert and --tls-key go together")
+	}
+	if c.ClockSkew < 0 || c.ClockSkew > time.Hour {
+		return errors.New("serve: --clock-skew must be between 0 and 1h")
+	}
+	return nil
+}
+
+func runServe(ctx context.Context, args []string) error {
+	cfg, err := parseServe(args)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	tlsConf, err := serverTLS(cfg, log)
+	if err != nil {
+		return err
+	}
+
+	store, err := registry.OpenFileStore(filepath.Join(cfg.DataDir, "registry.jsonl"))
+	if err != nil {
+		return fmt.Errorf("registry: %w", err)
+	}
+	defer store.Close()
+	reg, err := registry.New(ctx, store, registry.Options{Logger: log})
+	if err != nil {
+		return fmt.Errorf("registry: %w", err)
+	}
+	if err := writeOwnerConnectionString(cfg, reg, log); err != nil {
+		return err
+	}
+	cache := registry.NewCache(reg, registry.CacheOptions{})
+
+	promReg := prometheus.NewRegistry()
+	exporter, err := otelprom.New(otelprom.WithRegisterer(promReg))
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	meter := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exporter)).Meter("hubgate")
+	if err := cacheMetrics(meter, cache); err != nil {
+		return err
+	}
+
+	auth, err := authn.New(authn.Config{
+		HostNames: cfg.HostNames, ClockSkew: cfg.ClockSkew,
+		Devices: cache, Policies: reg, CAs: reg,
+	})
+	if err != nil {
+		return err
+	}
+	head, err := broker.NewMQTT(broker.Config{Auth: auth, Devices: cache, Logger: log, Meter: meter})
+	if err != nil {
+		return err
+	}
+	// Registry changes: drop the cache entry, then re-check live sessions.
+	unsubscribe := broker.Follow(reg, cache, reg, head)
+	defer unsubscribe()
+
+	mqttLn, err := net.Listen("tcp", cfg.MQTTAddr)
+	if err != nil {
+		return fmt.Errorf("mqtt listener: %w", err)
+	}
+	httpsLn, err := net.Listen("tcp", cfg.HTTPSAddr)
+	if err != nil {
+		return fmt.Errorf("https listener: %w", err)
+	}
+	metricsLn, err := net.Listen("tcp", cfg.MetricsAddr)
+	if err != nil {
+		return fmt.Errorf("metrics listener: %w", err)
+	}
+
+	mux := http.NewServeMux()
+	mux.Handle(broker.WebSocketPath, broker.NewWebSocket(log, map[string]broker.ConnAcceptor{"mqtt": head}))
+	mux.Handle("/", httpapi.New(reg, auth, httpapi.Options{Logger: log}))
+	httpsSrv := &http.Server{
+		Handler:           mux,
+		TLSConfig:         tlsConf,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+
+	var ready atomic.Bool
+	metricsSrv := &http.Server{Handler: opsMux(promReg, &ready), ReadHeaderTimeout: 5 * time.Second}
+
+	errc := make(chan error, 3)
+	go func() { errc <- head.Serve(tls.NewListener(mqttLn, tlsConf)) }()
+	go func() { errc <- ignoreClosed(httpsSrv.Serve(tls.NewListener(httpsLn, tlsConf))) }()
+	go func() { errc <- ignoreClosed(metricsSrv.Serve(metricsLn)) }()
+	ready.Store(true)
+	log.Info("hubgate serving", "hub", cfg.HostNames[0], "hostnames", cfg.HostNames,
+		"mqtt_addr", mqttLn.Addr().String(), "https_addr", httpsLn.Addr().String(),
+		"metrics_addr", metricsLn.Addr().String(), "data_dir", cfg.DataDir)
+
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		log.Error("listener failed", "error", err)
+	}
+	// Drain: not ready first, then stop accepting, then close sessions.
+	ready.Store(false)
+	log.Info("hubgate shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = httpsSrv.Shutdown(sctx)
+	_ = head.Shutdown(sctx)
+	_ = metricsSrv.Shutdown(sctx)
+	return err
+}
+
+func ignoreClosed(err error) error {
+	if errors.Is(err, http.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+// serverTLS loads the configured certificate or the development one. Client
+// certificates are requested, not required: SAS devices have none.
+func serverTLS(cfg serveConfig, log *slog.Logger) (*tls.Config, error) {
+	certFile, keyFile := cfg.TLSCert, cfg.TLSKey
+	if certFile == "" {
+		dc, err := pki.EnsureDevCerts(cfg.DataDir, cfg.HostNames)
+		if err != nil {
+			return nil, fmt.Errorf("development certificates: %w", err)
+		}
+		certFile, keyFile = dc.CertFile, dc.KeyFile
+		log.Info("using development certificates; trust this CA in clients", "ca_file", dc.CAFile, "generated", dc.Created)
+		fmt.Fprintf(os.Stderr, "hubgate: development CA: %s\n", dc.CAFile)
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+	return &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		ClientAuth:   tls.RequestClientCert,
+		MinVersion:   tls.VersionTLS12,
+		NextProtos:   []string{"http/1.1"},
+	}, nil
+}
+
+// writeOwnerConnectionString writes the iothubowner connection string (mode
+// 0600) and prints its path; the key itself is never logged.
+func writeOwnerConnectionString(cfg serveConfig, reg *registry.Registry, log *slog.Logger) error {
+	p, ok := reg.Policy("iothubowner")
+	if !ok {
+		return errors.New("registry: iothubowner policy missing")
+	}
+	path := filepath.Join(cfg.DataDir, "iothubowner.connection-string")
+	cs := fmt.Sprintf("HostName=%s;SharedAccessKeyName=%s;SharedAccessKey=%s", cfg.HostNames[0], p.KeyName, p.PrimaryKey)
+	if old, err := os.ReadFile(path); err != nil || string(old) != cs {
+		if err := os.WriteFile(path, []byte(cs), 0o600); err != nil {
+			return fmt.Errorf("connection string: %w", err)
+		}
+	}
+	log.Info("service connection string written", "path", path, "policy", p.KeyName)
+	fmt.Fprintf(os.Stderr, "hubgate: iothubowner connection string: %s\n", path)
+	return nil
+}
+
+func opsMux(reg *prometheus.Registry, ready *atomic.Bool) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !ready.Load() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	return mux
+}
+
+// cacheMetrics exports the registry cache's hit and miss counts.
+func cacheMetrics(meter metric.Meter, c *registry.Cache) error {
+	_, err := meter.Int64ObservableCounter("hubgate.registry.cache.lookups",
+		metric.WithDescription("Registry cache lookups by result (hit, miss, negative_hit)."),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			hits, misses, neg := c.CacheStats()
+			o.Observe(int64(hits), metric.WithAttributes(resultAttr("hit")))
+			o.Observe(int64(misses), metric.WithAttributes(resultAttr("miss")))
+			o.Observe(int64(neg), metric.WithAttributes(resultAttr("negative_hit")))
+			return nil
+		}))
+	return err
+}
+
+func resultAttr(v string) attribute.KeyValue { return attribute.String("result", v) }
