@@ -148,7 +148,10 @@ func (nopInvalidator) Apply(registry.Change) {}
 
 type testWriter struct{ t *testing.T }
 
-func (w testWriter) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
 
 func (h *hub) createSAS(t *testing.T, id string, mutate ...func(*registry.Device)) registry.Device {
 	t.Helper()
@@ -663,4 +666,3 @@ func TestWebSocketSubprotocol(t *testing.T) {
 		})
 	}
 }
-

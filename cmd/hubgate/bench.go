@@ -141,4 +141,3 @@ func createBenchDevices(ctx context.Context, hc *hubclient.Client, host string, 
 	}
 	return creds, nil
 }
-

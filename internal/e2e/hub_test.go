@@ -202,7 +202,10 @@ func (h *hub) cliRaw(t *testing.T, args ...string) cliResult {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), cliTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, hubgateBin, append(args, "--hub-address", h.addr(443))...)
+	if len(args) > 0 && args[0] != "token" { // token is offline: no hub flags
+		args = append(args, "--hub-address", h.addr(443))
+	}
+	cmd := exec.CommandContext(ctx, hubgateBin, args...)
 	cmd.Env = append(cleanEnv(), "HUBGATE_CONNECTION_STRING="+h.ConnStr, "HUBGATE_CA_FILE="+h.CAFile)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

@@ -61,6 +61,7 @@ func (h *hub) node(t *testing.T, script string, args ...string) nodeResult {
 		t.Fatalf("%s: stdout is not JSON: %v\n%s", desc, err, out)
 	}
 	r.raw = out
+	t.Logf("%s → %s", desc, out)
 	return r
 }
 

@@ -99,7 +99,7 @@ func TestX509Device(t *testing.T) {
 
 	t.Run("ca/ok/mqtt", func(t *testing.T) {
 		t.Parallel()
-		wantSent(t, h.connect(t, "mqtt", h.x509ConnString("ca-dev"), issue(t, verified, "ca-dev").flags()...), 2)
+		wantSent(t, h.connect(t, "mqtt", h.x509ConnString("ca-dev"), append(issue(t, verified, "ca-dev").flags(), "--send", "2")...), 2)
 	})
 	t.Run("ca/ok/mqtt-via-intermediate", func(t *testing.T) {
 		// The device sends its leaf and the intermediate; the hub has the root.
