@@ -63,6 +63,8 @@ func TestPlainMQTT(t *testing.T) {
 	okKey := keyFromConnString(t, h.sasConnString(t, "plain-ok"))
 	disabledKey := keyFromConnString(t, h.sasConnString(t, "plain-disabled", "--disabled"))
 	h.createDevice(t, "plain-other")
+	cert := selfSigned(t, "plain-x509")
+	h.createDevice(t, "plain-x509", "--auth", "selfsigned", "--primary-thumbprint", sha256Thumb(cert))
 
 	user := func(id string) string { return h.Name + "/" + id + "/?api-version=2021-04-12" }
 	// token mints with the CLI (offline), as an operator would.
@@ -84,6 +86,7 @@ func TestPlainMQTT(t *testing.T) {
 		name                        string
 		version, clientID, username string
 		password                    func(t *testing.T) string
+		extra                       []string // more mosquitto_pub flags
 		wantExit                    int
 		wantText                    string
 	}{
@@ -94,6 +97,10 @@ func TestPlainMQTT(t *testing.T) {
 		{
 			name: "ok/publish-mqttv5", version: "mqttv5", clientID: "plain-ok", username: user("plain-ok"),
 			password: func(t *testing.T) string { return token(t, "plain-ok", okKey) },
+		},
+		{
+			name: "ok/publish-with-certificate", version: "mqttv311", clientID: "plain-x509", username: user("plain-x509"),
+			password: func(*testing.T) string { return "" }, extra: []string{"--cert", cert.Cert, "--key", cert.Key},
 		},
 		{
 			name: "fail/bad-signature", version: "mqttv311", clientID: "plain-ok", username: user("plain-ok"),
@@ -149,7 +156,7 @@ func TestPlainMQTT(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			r := h.mosquittoPub(t, tc.version, tc.clientID, tc.username, tc.password(t))
+			r := h.mosquittoPub(t, tc.version, tc.clientID, tc.username, tc.password(t), tc.extra...)
 			if r.Exit != tc.wantExit || (tc.wantText != "" && !strings.Contains(r.Output, tc.wantText)) {
 				t.Fatalf("mosquitto_pub: exit %d, output %q; want exit %d and %q", r.Exit, r.Output, tc.wantExit, tc.wantText)
 			}

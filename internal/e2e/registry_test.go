@@ -68,6 +68,24 @@ func TestRegistrySDK(t *testing.T) {
 			t.Fatalf("Registry.get: want the enabled device reg-get, got %s", r)
 		}
 	})
+	t.Run("ok/list", func(t *testing.T) {
+		// azure-iothub's Registry.list sends GET /devices/?api-version=...
+		// (devicePath('') has the trailing slash), not /devices.
+		t.Parallel()
+		createSAS(t, "reg-listed")
+		r := h.registry(t, "list")
+		var list []device
+		if !r.OK || json.Unmarshal(r.Result, &list) != nil {
+			t.Fatalf("Registry.list: want a JSON array of devices, got %s", r)
+		}
+		found := false
+		for _, d := range list {
+			found = found || d.DeviceID == "reg-listed"
+		}
+		if !found {
+			t.Fatalf("Registry.list does not contain reg-listed: %s", r)
+		}
+	})
 	t.Run("fail/get-missing", func(t *testing.T) {
 		t.Parallel()
 		if r := h.registry(t, "get", "reg-nobody"); r.OK || r.Error != "DeviceNotFoundError" {

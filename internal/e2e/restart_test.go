@@ -16,7 +16,7 @@ import (
 
 // TestRestart: the first start of `hubgate serve` lays out its data
 // directory as documented, and devices and a verified CA survive a SIGTERM
-// and a restart on the same directory.
+// and a restart on the same directory (and a deleted device stays deleted).
 func TestRestart(t *testing.T) {
 	t.Parallel()
 	h := startHub(t, "hub-restart", ipRestart)
@@ -28,6 +28,8 @@ func TestRestart(t *testing.T) {
 	h.addVerifiedCA(t, "e2e-restart", ca, caFile)
 	h.createDevice(t, "restart-ca", "--auth", "ca")
 	caCert := issue(t, ca, "restart-ca")
+	goneCS := h.sasConnString(t, "restart-deleted")
+	h.cli(t, nil, "device", "delete", "restart-deleted")
 
 	if err := h.stop(); err != nil {
 		t.Fatalf("SIGTERM: %v", err)
@@ -40,15 +42,23 @@ func TestRestart(t *testing.T) {
 	if got := strings.TrimSpace(string(readFile(t, filepath.Join(h.DataDir, "iothubowner.connection-string")))); got != h.ConnStr {
 		t.Fatalf("the service connection string changed across a restart:\nbefore %s\nafter  %s", h.ConnStr, got)
 	}
-	var d device
-	h.cli(t, &d, "device", "get", "restart-sas")
-	if d.Status != "enabled" {
-		t.Fatalf("after restart, device get restart-sas: status %q", d.Status)
+	var list []device
+	h.cli(t, &list, "device", "list")
+	ids := map[string]bool{}
+	for _, d := range list {
+		ids[d.DeviceID] = true
+	}
+	if !ids["restart-sas"] || !ids["restart-ca"] || ids["restart-deleted"] {
+		t.Fatalf("after restart, device list = %v; want restart-sas and restart-ca, not restart-deleted", ids)
 	}
 
 	t.Run("ok/sas-device", func(t *testing.T) {
 		t.Parallel()
 		wantSent(t, h.connect(t, "mqtt", sasCS), 1)
+	})
+	t.Run("fail/deleted-device-stays-deleted", func(t *testing.T) {
+		t.Parallel()
+		wantRefused(t, h.connect(t, "mqtt", goneCS))
 	})
 	t.Run("ok/ca-device", func(t *testing.T) {
 		t.Parallel()

@@ -112,6 +112,14 @@ func TestX509Device(t *testing.T) {
 		cert := issue(t, inter, "ca-dev-inter", inter)
 		wantSent(t, h.connect(t, "mqtt", h.x509ConnString("ca-dev-inter"), cert.flags()...), 1)
 	})
+	t.Run("ca/ok/added-verified", func(t *testing.T) {
+		// `ca add --verified`: the operator vouches for possession at upload.
+		t.Parallel()
+		ca, caFile := rootCA(t, "e2e vouched CA")
+		h.cli(t, nil, "ca", "add", "e2e-vouched", caFile, "--verified")
+		h.createDevice(t, "ca-dev-vouched", "--auth", "ca")
+		wantSent(t, h.connect(t, "mqtt", h.x509ConnString("ca-dev-vouched"), issue(t, ca, "ca-dev-vouched").flags()...), 1)
+	})
 	t.Run("ca/fail/unverified-ca", func(t *testing.T) {
 		t.Parallel()
 		cert := issue(t, unverified, "ca-dev-unverified")
