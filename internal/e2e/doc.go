@@ -20,13 +20,15 @@
 //     attempt (the SDK turns every first-connect failure into
 //     UnauthorizedError, so the name alone would prove nothing).
 //   - The registry REST API through azure-iothub's Registry: create, get,
-//     update, delete, and the errors it must map (DeviceNotFoundError,
-//     DeviceAlreadyExistsError); a deleted or disabled device is refused
+//     list, update, delete, and the errors it must map (DeviceNotFoundError,
+//     DeviceAlreadyExistsError); a deleted or disabled device is refused; ids
+//     with the special characters IoT Hub allows work end to end
 //     (TestRegistrySDK).
 //   - A plain MQTT 3.1.1/5 client (mosquitto_pub) per refusal reason: bad
 //     signature, expired, unknown, disabled, malformed username, client id ≠
-//     device, token of another device, no password and no certificate; and a
-//     QoS 1 publish to devices/{id}/messages/events/ (TestPlainMQTT).
+//     device, token of another device, no password and no certificate; and
+//     QoS 1 publishes to devices/{id}/messages/events/ with a token (MQTT
+//     3.1.1 and 5) and with a client certificate (TestPlainMQTT).
 //   - The first start's data directory (dev CA, server certificate, owner
 //     connection string with mode 0600), and devices plus a verified CA
 //     surviving SIGTERM and a restart on the same directory (TestRestart).

@@ -59,6 +59,16 @@ func TestRegistrySDK(t *testing.T) {
 		}
 		wantSent(t, h.connect(t, "mqttws", h.x509ConnString("reg-thumb"), cert.flags()...), 1)
 	})
+	t.Run("ok/id-with-special-characters", func(t *testing.T) {
+		// Ids may hold - . + % _ # * ? ! ( ) , = @ $ ' (reference §7.3). The
+		// SDKs escape them differently per place: encodeURIComponent in the
+		// REST path, the strict variant (with '*' as lower-case %2a) in the
+		// SAS sr, raw in the MQTT username and topic (reference §2.3).
+		t.Parallel()
+		id := "e2e.dev_(1)*@site!$,'"
+		wantSent(t, h.connect(t, "mqtt", createSAS(t, id)), 1)
+		wantSent(t, h.connect(t, "mqttws", createSAS(t, id+"-ws")), 1)
+	})
 	t.Run("ok/get", func(t *testing.T) {
 		t.Parallel()
 		createSAS(t, "reg-get")
