@@ -68,15 +68,16 @@ func TestPlainMQTT(t *testing.T) {
 
 	user := func(id string) string { return h.Name + "/" + id + "/?api-version=2021-04-12" }
 	// token mints with the CLI (offline), as an operator would.
-	token := func(t *testing.T, id, key string) string {
+	tokenTTL := func(t *testing.T, id, key, ttl string) string {
 		t.Helper()
-		r := h.cliRaw(t, "token", "--hostname", h.Name, "--device", id, "--key", key, "--ttl", "1h")
+		r := h.cliRaw(t, "token", "--hostname", h.Name, "--device", id, "--key", key, "--ttl", ttl)
 		tok := strings.TrimSpace(string(r.Stdout))
 		if r.Err != nil || !strings.HasPrefix(tok, "SharedAccessSignature sr=") {
 			t.Fatalf("hubgate token: %v\nstdout: %s\nstderr: %s", r.Err, r.Stdout, r.Stderr)
 		}
 		return tok
 	}
+	token := func(t *testing.T, id, key string) string { return tokenTTL(t, id, key, "1h") }
 
 	const (
 		v3NotAuthorized = "Connection Refused: not authorised" // mosquitto's text for CONNACK 5
@@ -115,6 +116,11 @@ func TestPlainMQTT(t *testing.T) {
 		{
 			name: "fail/expired", version: "mqttv311", clientID: "plain-ok", username: user("plain-ok"),
 			password: func(t *testing.T) string { return sasToken(t, h.Name, "plain-ok", okKey, time.Now().Add(-time.Hour)) },
+			wantExit: 5, wantText: v3NotAuthorized,
+		},
+		{
+			name: "fail/expired-cli-token", version: "mqttv311", clientID: "plain-ok", username: user("plain-ok"),
+			password: func(t *testing.T) string { return tokenTTL(t, "plain-ok", okKey, "-1h") },
 			wantExit: 5, wantText: v3NotAuthorized,
 		},
 		{
@@ -159,6 +165,11 @@ func TestPlainMQTT(t *testing.T) {
 			r := h.mosquittoPub(t, tc.version, tc.clientID, tc.username, tc.password(t), tc.extra...)
 			if r.Exit != tc.wantExit || (tc.wantText != "" && !strings.Contains(r.Output, tc.wantText)) {
 				t.Fatalf("mosquitto_pub: exit %d, output %q; want exit %d and %q", r.Exit, r.Output, tc.wantExit, tc.wantText)
+			}
+			if tc.wantExit == 0 && r.Output != "" {
+				// Silent on success; an MQTT 5 PUBACK with a failure reason
+				// only prints a warning and still exits 0.
+				t.Fatalf("mosquitto_pub succeeded but said %q", r.Output)
 			}
 		})
 	}
