@@ -30,6 +30,16 @@ func TestSASDevice(t *testing.T) {
 		cs := withKey(t, h.connString(t, "sas-secondary"), d.Authentication.SymmetricKey.SecondaryKey)
 		wantSent(t, h.connect(t, "mqtt", cs), 1)
 	})
+	t.Run("ok/hub-policy-key", func(t *testing.T) {
+		// DESIGN rule 1: a token for the device signed by a hub policy key
+		// with DeviceConnect (iothubowner has every right). Node signs the
+		// device URI with the policy key and adds skn (reference §2.4).
+		t.Parallel()
+		h.createDevice(t, "sas-policy")
+		ownerKey := keyFromConnString(t, h.ConnStr)
+		cs := "HostName=" + h.Name + ";DeviceId=sas-policy;SharedAccessKeyName=iothubowner;SharedAccessKey=" + ownerKey
+		wantSent(t, h.connect(t, "mqtt", cs), 1)
+	})
 	t.Run("ok/sas-token-connection-string", func(t *testing.T) {
 		// The control for fail/expired-token: the same kind of connection
 		// string with a token that is still valid.

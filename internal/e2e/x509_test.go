@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hubgate/hubgate/internal/pki"
 )
@@ -88,6 +89,18 @@ func TestX509Device(t *testing.T) {
 		h.createDevice(t, "tp-mismatch", "--auth", "selfsigned", "--primary-thumbprint", sha256Thumb(registered))
 		wantRefused(t, h.connect(t, "mqtt", h.x509ConnString("tp-mismatch"), presented.flags()...))
 	})
+	t.Run("thumbprint/fail/expired-certificate", func(t *testing.T) {
+		// The hub checks a thumbprint certificate's validity period, nothing
+		// else about it (reference §5); this one expired an hour ago.
+		t.Parallel()
+		kp, err := pki.SelfSignedClient("tp-expired", expiredOptions())
+		if err != nil {
+			t.Fatal(err)
+		}
+		cert := writeCert(t, "tp-expired", kp)
+		h.createDevice(t, "tp-expired", "--auth", "selfsigned", "--primary-thumbprint", sha256Thumb(cert))
+		wantRefused(t, h.connect(t, "mqtt", h.x509ConnString("tp-expired"), cert.flags()...))
+	})
 	t.Run("thumbprint/fail/no-certificate", func(t *testing.T) {
 		t.Parallel()
 		cert := selfSigned(t, "tp-nocert")
@@ -119,6 +132,14 @@ func TestX509Device(t *testing.T) {
 		h.cli(t, nil, "ca", "add", "e2e-vouched", caFile, "--verified")
 		h.createDevice(t, "ca-dev-vouched", "--auth", "ca")
 		wantSent(t, h.connect(t, "mqtt", h.x509ConnString("ca-dev-vouched"), issue(t, ca, "ca-dev-vouched").flags()...), 1)
+	})
+	t.Run("ca/fail/expired-leaf", func(t *testing.T) {
+		t.Parallel()
+		kp, err := verified.IssueClient("ca-dev", expiredOptions())
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantRefused(t, h.connect(t, "mqtt", h.x509ConnString("ca-dev"), writeCert(t, "leaf", kp).flags()...))
 	})
 	t.Run("ca/fail/unverified-ca", func(t *testing.T) {
 		t.Parallel()
@@ -155,4 +176,10 @@ func TestX509Device(t *testing.T) {
 		h.createDevice(t, "ca-dev-pop", "--auth", "ca")
 		wantRefused(t, h.connect(t, "mqtt", h.x509ConnString("ca-dev-pop"), issue(t, ca, "ca-dev-pop").flags()...))
 	})
+}
+
+// expiredOptions is a validity window that ended an hour ago (beyond any
+// clock-skew leeway).
+func expiredOptions() pki.Options {
+	return pki.Options{NotBefore: time.Now().Add(-48 * time.Hour), Validity: 47 * time.Hour}
 }
