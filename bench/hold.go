@@ -31,9 +31,10 @@ type HoldConfig struct {
 	Addr        string      // MQTT/TLS address of the hub
 	TLS         *tls.Config // client TLS (roots, server name)
 	Devices     []Cred
-	Concurrency int      // connects in flight; default 64
-	SourceIPs   []string // local addresses to spread connections over (ephemeral ports run out near 28k per pair)
-	ServerPID   int      // read RSS of this process before and after
+	Concurrency int           // connects in flight; default 64
+	SourceIPs   []string      // local addresses to spread connections over (ephemeral ports run out near 28k per pair)
+	ServerPID   int           // read RSS of this process before and after
+	Linger      time.Duration // keep the connections open this long after measuring
 }
 
 // HoldResult is what hold measured.
@@ -110,6 +111,13 @@ func Hold(ctx context.Context, cfg HoldConfig) (HoldResult, error) {
 			res.BytesPerConn = float64(int64(res.RSSAfterBytes)-int64(res.RSSBeforeBytes)) / float64(res.Connected)
 		}
 	}
+	if cfg.Linger > 0 {
+		fmt.Fprintf(os.Stderr, "bench: %d connected; holding for %v\n", res.Connected, cfg.Linger)
+		select {
+		case <-time.After(cfg.Linger):
+		case <-ctx.Done():
+		}
+	}
 	for _, c := range conns {
 		if c != nil {
 			_ = c.Close()
@@ -119,7 +127,7 @@ func Hold(ctx context.Context, cfg HoldConfig) (HoldResult, error) {
 }
 
 // ConnectMQTT opens a TLS connection, sends an MQTT 3.1.1 CONNECT
-// (clean=false, keep-alive 0 so an idle device costs the server no timer) and
+// (clean=false, keep-alive 1200 s) and
 // waits for CONNACK 0.
 func ConnectMQTT(ctx context.Context, addr string, local net.Addr, tc *tls.Config, d Cred) (net.Conn, error) {
 	dialer := &tls.Dialer{NetDialer: &net.Dialer{LocalAddr: local, Timeout: 30 * time.Second}, Config: tc}
@@ -132,7 +140,7 @@ func ConnectMQTT(ctx context.Context, addr string, local net.Addr, tc *tls.Confi
 		FixedHeader:     packets.FixedHeader{Type: packets.Connect},
 		ProtocolVersion: 4,
 		Connect: packets.ConnectParams{
-			ProtocolName: []byte("MQTT"), ClientIdentifier: d.ID,
+			ProtocolName: []byte("MQTT"), ClientIdentifier: d.ID, Keepalive: 1200,
 			UsernameFlag: true, Username: []byte(d.Username),
 			PasswordFlag: d.Password != "", Password: []byte(d.Password),
 		},

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -72,7 +73,7 @@ func (c *Config) setDefaults() {
 		c.MaxPacketSize = 256*1024 + 8*1024
 	}
 	if c.MaxPending == 0 {
-		c.MaxPending = 256
+		c.MaxPending = 64
 	}
 	if c.SessionExpiry == 0 {
 		c.SessionExpiry = 24 * time.Hour
@@ -100,6 +101,8 @@ type MQTT struct {
 	metrics *connMetrics
 	table   *sessionTable
 
+	subID atomic.Int64 // inline subscription identifiers
+
 	mu     sync.Mutex // guards closed and lns
 	closed bool
 	lns    []net.Listener
@@ -126,6 +129,7 @@ func NewMQTT(cfg Config) (*MQTT, error) {
 		ClientNetReadBufferSize:  1024,
 		ClientNetWriteBufferSize: 1024,
 		SysTopicResendInterval:   3600, // nobody may read $SYS; keep the ticker quiet
+		InlineClient:             true, // the internal bus other heads publish into
 	})
 	m := &MQTT{cfg: cfg, srv: srv, log: cfg.Logger, table: newSessionTable()}
 	var err error
@@ -169,24 +173,33 @@ func (m *MQTT) Serve(ln net.Listener) error {
 			return err
 		}
 		delay = 0
-		go m.Accept(c, authn.TransportTLS)
+		go m.handshake(c)
 	}
 }
 
-// Accept runs one connection to its end. It returns when the client is gone.
-func (m *MQTT) Accept(c net.Conn, transport authn.Transport) {
+// handshake runs the TLS handshake under the connect deadline in a
+// goroutine of its own: the handshake's deep stack dies with it instead of
+// staying with the long-lived read loop of every idle device.
+func (m *MQTT) handshake(c net.Conn) {
 	_ = c.SetDeadline(time.Now().Add(m.cfg.ConnectTimeout))
 	if tc, ok := c.(*tls.Conn); ok {
 		ctx, cancel := context.WithTimeout(context.Background(), m.cfg.ConnectTimeout)
 		err := tc.HandshakeContext(ctx)
 		cancel()
 		if err != nil {
-			m.metrics.tlsFailed(transport)
+			m.metrics.tlsFailed(authn.TransportTLS)
 			m.log.Debug("tls handshake failed", "remote", c.RemoteAddr().String(), "error", err)
 			_ = c.Close()
 			return
 		}
 	}
+	go m.Accept(c, authn.TransportTLS)
+}
+
+// Accept runs one connection to its end; it returns when the client is gone.
+// TLS connections must have completed their handshake (Serve does that).
+func (m *MQTT) Accept(c net.Conn, transport authn.Transport) {
+	_ = c.SetDeadline(time.Now().Add(m.cfg.ConnectTimeout))
 	listener := listenerTLS
 	if transport == authn.TransportWebSocket {
 		listener = listenerWS
@@ -212,6 +225,27 @@ func (m *MQTT) Recheck(id string, d *registry.Device) {
 		m.metrics.evicted(reason)
 		m.disconnect(s.cl, packets.ErrNotAuthorized)
 	}
+}
+
+// Publish puts a message on the hub's internal bus, the MQTT topic space:
+// MQTT subscribers (service clients, devices) receive it as if a client had
+// published it. Other heads (AMQP) deliver telemetry this way. Topic rules
+// are the caller's job: the bus itself does not check them.
+func (m *MQTT) Publish(topic string, payload []byte, qos byte) error {
+	return m.srv.Publish(topic, payload, false, qos)
+}
+
+// Subscribe calls fn, in the publisher's goroutine, for every bus message
+// matching filter until cancel is called. fn must not block.
+func (m *MQTT) Subscribe(filter string, fn func(topic string, payload []byte)) (cancel func(), err error) {
+	id := int(m.subID.Add(1))
+	err = m.srv.Subscribe(filter, id, func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
+		fn(pk.TopicName, pk.Payload)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return func() { _ = m.srv.Unsubscribe(filter, id) }, nil
 }
 
 // Connected reports the number of live MQTT sessions.

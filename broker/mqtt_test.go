@@ -666,3 +666,39 @@ func TestWebSocketSubprotocol(t *testing.T) {
 		})
 	}
 }
+
+// TestBus: what another head publishes on the internal bus reaches MQTT
+// subscribers, and device telemetry reaches bus subscribers.
+func TestBus(t *testing.T) {
+	h := startHub(t, hubOpts{})
+	d := h.createSAS(t, "dev1")
+	got := make(chan string, 4)
+	cancel, err := h.head.Subscribe("devices/+/messages/events/#", func(topic string, payload []byte) {
+		got <- topic + " " + string(payload)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cancel()
+	devIn := newInbox()
+	cl := mustConnect(t, h, conn{clientID: "dev1", user: username("dev1"),
+		pass: deviceToken("dev1", d.Authentication.SymmetricKey.PrimaryKey, time.Hour), onMessage: devIn.handler})
+	if err := wait(t, cl.Subscribe("devices/dev1/messages/devicebound/#", 1, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if err := wait(t, cl.Publish("devices/dev1/messages/events/", 1, false, "up")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-got:
+		if m != "devices/dev1/messages/events/ up" {
+			t.Fatalf("bus got %q", m)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("bus subscriber got nothing")
+	}
+	if err := h.head.Publish("devices/dev1/messages/devicebound/%24.mid=1", []byte("down"), 1); err != nil {
+		t.Fatal(err)
+	}
+	devIn.expect(t, "devices/dev1/messages/devicebound/%24.mid=1 down")
+}

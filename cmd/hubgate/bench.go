@@ -35,6 +35,7 @@ func runBench(ctx context.Context, args []string) error {
 	ip := fs.String("ip", "127.0.0.50", "loopback address for the spawned hub")
 	sources := fs.Int("source-ips", 4, "client source addresses 127.0.1.1..N (ephemeral ports run out near 28k per pair)")
 	concurrency := fs.Int("concurrency", 64, "connects in flight")
+	hold := fs.Duration("hold", 0, "keep the connections this long after measuring (to profile the server)")
 	spawn := fs.Bool("spawn", true, "start a local hub for the run (the only mode today)")
 	if _, err := loadSources(fs, args[1:]); err != nil {
 		return err
@@ -85,9 +86,12 @@ func runBench(ctx context.Context, args []string) error {
 	for i := 1; i <= *sources; i++ {
 		srcs = append(srcs, fmt.Sprintf("127.0.1.%d", i))
 	}
+	if *hold > 0 {
+		fmt.Fprintf(os.Stderr, "bench: server pid %d, metrics http://%s:9090\n", srv.Process.Pid, *ip)
+	}
 	res, err := bench.Hold(ctx, bench.HoldConfig{
 		Addr: *ip + ":8883", TLS: &tls.Config{RootCAs: roots, ServerName: host},
-		Devices: creds, Concurrency: *concurrency, SourceIPs: srcs, ServerPID: srv.Process.Pid,
+		Devices: creds, Concurrency: *concurrency, SourceIPs: srcs, ServerPID: srv.Process.Pid, Linger: *hold,
 	})
 	if err != nil {
 		return err
