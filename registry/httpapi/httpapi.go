@@ -88,7 +88,13 @@ var (
 // id containing %2F stays one segment (reference §7.2: ids are
 // encodeURIComponent-ed). ok is false for an unknown path.
 func resolve(escapedPath string) (route, bool) {
-	raw := strings.Split(strings.TrimPrefix(escapedPath, "/"), "/")
+	p := strings.TrimPrefix(escapedPath, "/")
+	// The Node Registry lists with GET /devices/ (an empty id appended to
+	// the collection path); a trailing slash names the collection.
+	if c, ok := strings.CutSuffix(p, "/"); ok && !strings.Contains(c, "/") {
+		p = c
+	}
+	raw := strings.Split(p, "/")
 	seg := make([]string, len(raw))
 	for i, s := range raw {
 		d, err := url.PathUnescape(s)

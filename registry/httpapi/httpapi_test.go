@@ -407,6 +407,10 @@ func TestListAndRouting(t *testing.T) {
 	if got := list(e.do(t, req{method: "GET", path: "/devices", token: tok})); strings.Join(got, ",") != "a,b,c" {
 		t.Fatalf("list %q", got)
 	}
+	// The Node SDK's Registry.list sends a trailing slash.
+	if got := list(e.do(t, req{method: "GET", path: "/devices/", token: tok})); strings.Join(got, ",") != "a,b,c" {
+		t.Fatalf("list with trailing slash %q", got)
+	}
 	if got := list(e.do(t, req{method: "GET", path: "/devices?top=2", token: tok})); strings.Join(got, ",") != "a,b" {
 		t.Fatalf("list top=2 %q", got)
 	}
@@ -421,7 +425,8 @@ func TestListAndRouting(t *testing.T) {
 		{"fail/no-api-version", req{method: "GET", path: "/devices/a", noAPIVersion: true}, 400, "ArgumentInvalid"},
 		{"fail/unknown-path", req{method: "GET", path: "/twins/a"}, 404, "NotFound"},
 		{"fail/too-deep", req{method: "GET", path: "/devices/a/modules/m"}, 404, "NotFound"},
-		{"fail/empty-id", req{method: "GET", path: "/devices/"}, 404, "NotFound"},
+		{"fail/empty-id-put", req{method: "PUT", path: "/devices/", body: "{}"}, 405, "MethodNotAllowed"},
+		{"fail/empty-segment", req{method: "GET", path: "/devices//x"}, 404, "NotFound"},
 		{"fail/root", req{method: "GET", path: "/"}, 404, "NotFound"},
 		{"fail/patch-device", req{method: "PATCH", path: "/devices/a", body: "{}"}, 405, "MethodNotAllowed"},
 		{"fail/post-devices", req{method: "POST", path: "/devices", body: "[]"}, 405, "MethodNotAllowed"},
