@@ -122,7 +122,7 @@ func (m *MQTT) authenticate(cl *mqtt.Client, pk packets.Packet, transport authn.
 	if err != nil {
 		return nil, err
 	}
-	s := &session{cl: cl, identity: id, transport: transport}
+	s := &session{cl: cl, identity: id, transport: transport, admitted: time.Now()}
 	m.table.add(s)
 	// A registry write may have raced this decision: its change event either
 	// finds the session just added, or the record read below is already the
@@ -140,6 +140,9 @@ func (m *MQTT) authenticate(cl *mqtt.Client, pk packets.Packet, transport authn.
 		return nil, err
 	}
 	m.startExpiry(s, id.Expires)
+	if m.claims != nil {
+		m.claims.claim(id.DeviceID)
+	}
 	return s, nil
 }
 

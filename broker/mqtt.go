@@ -51,6 +51,10 @@ type Config struct {
 	// MaxPending bounds a client's outbound queue; a slow reader loses
 	// messages beyond it instead of growing memory.
 	MaxPending int32
+	// Claims, when set, announces admitted devices to the hub's other nodes
+	// (which then close their sessions of them); Node names this node.
+	Claims SessionClaimer
+	Node   string
 	// SessionExpiry is how long a disconnected clean=false session keeps its
 	// subscriptions (Node renews tokens by reconnecting without resubscribing).
 	SessionExpiry time.Duration
@@ -100,6 +104,7 @@ type MQTT struct {
 	log     *slog.Logger
 	metrics *connMetrics
 	table   *sessionTable
+	claims  *claimer // nil on a single node
 
 	subID atomic.Int64 // inline subscription identifiers
 
@@ -135,6 +140,9 @@ func NewMQTT(cfg Config) (*MQTT, error) {
 	var err error
 	if m.metrics, err = newConnMetrics(cfg.Meter); err != nil {
 		return nil, err
+	}
+	if cfg.Claims != nil {
+		m.claims = newClaimer(cfg.Claims, cfg.Node, cfg.Logger)
 	}
 	if err := srv.AddHook(&hook{m: m}, nil); err != nil {
 		return nil, err
@@ -248,6 +256,23 @@ func (m *MQTT) Subscribe(filter string, fn func(topic string, payload []byte)) (
 	return func() { _ = m.srv.Unsubscribe(filter, id) }, nil
 }
 
+// SessionClaimed is called when a device connected on another node of the
+// hub at time at: this node's older sessions of it end (one connection per
+// device per hub). A session admitted here after at is newer and stays.
+func (m *MQTT) SessionClaimed(deviceID, node string, at time.Time) {
+	if node == m.cfg.Node {
+		return
+	}
+	for _, s := range m.table.device(deviceID) {
+		if s.admitted.After(at) {
+			continue
+		}
+		m.log.Info("session closed", "device_id", deviceID, "reason", "connected_elsewhere", "node", node)
+		m.metrics.evicted("connected_elsewhere")
+		m.disconnect(s.cl, packets.ErrSessionTakenOver)
+	}
+}
+
 // Connected reports the number of live MQTT sessions.
 func (m *MQTT) Connected() int { return m.table.len() }
 
@@ -265,6 +290,9 @@ func (m *MQTT) Shutdown(ctx context.Context) error {
 	}
 	m.mu.Unlock()
 	m.wg.Wait()
+	if m.claims != nil {
+		m.claims.close()
+	}
 	done := make(chan struct{})
 	go func() { _ = m.srv.Close(); close(done) }()
 	select {

@@ -17,6 +17,7 @@ type session struct {
 	service   bool
 	policy    string
 	transport authn.Transport
+	admitted  time.Time
 	timer     *time.Timer // ends the session when its credential expires
 }
 

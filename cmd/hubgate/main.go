@@ -27,6 +27,8 @@ commands:
   ca verification-code NAME
   ca verify NAME --cert FILE
   token --hostname HOST --device ID --key KEY [--ttl 1h]
+  pki dev-certs --dir DIR --hostname H   development CA + server certificate
+  bench hold --devices N                 idle-connection memory benchmark
   version
 
 Admin commands take --connection-string (HUBGATE_CONNECTION_STRING; default:
@@ -58,6 +60,8 @@ func run(ctx context.Context, args []string) error {
 		return runCA(ctx, args[1:])
 	case "token":
 		return runToken(args[1:])
+	case "pki":
+		return runPKI(args[1:])
 	case "bench":
 		return runBench(ctx, args[1:])
 	case "version":
