@@ -14,10 +14,12 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o hubgate ./cmd/hubgate
 
 # System packages the tests use: mosquitto_pub/sub (plain MQTT client),
-# Node.js + npm (the official Azure SDKs). Installed only when missing.
+# redis-server (started by the tests themselves on free ports), Node.js + npm
+# (the official Azure SDKs). Installed only when missing.
 deps:
 	@missing=""; \
 	command -v mosquitto_pub >/dev/null || missing="$$missing mosquitto-clients"; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v node >/dev/null || missing="$$missing nodejs"; \
 	command -v npm >/dev/null || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
