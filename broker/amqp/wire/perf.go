@@ -399,7 +399,7 @@ func (d *Disposition) fields() []any {
 }
 
 func (*Detach) descriptor() uint64 { return descDetach }
-func (d *Detach) fields() []any   { return []any{d.Handle, optBool(d.Closed), optErr(d.Error)} }
+func (d *Detach) fields() []any    { return []any{d.Handle, optBool(d.Closed), optErr(d.Error)} }
 
 func (*End) descriptor() uint64   { return descEnd }
 func (e *End) fields() []any      { return []any{optErr(e.Error)} }
