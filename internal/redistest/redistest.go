@@ -219,6 +219,26 @@ func (s *Server) killLocked() {
 	s.cmd, s.done = nil, nil
 }
 
+// Pause freezes the server with SIGSTOP: its connections stay open but
+// nothing is answered, like a hung server or a silent network partition
+// (where a client must rely on its own timeouts). Resume undoes it.
+func (s *Server) Pause() { s.signal(syscall.SIGSTOP) }
+
+// Resume continues a paused server with SIGCONT.
+func (s *Server) Resume() { s.signal(syscall.SIGCONT) }
+
+func (s *Server) signal(sig syscall.Signal) {
+	s.t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		s.t.Fatalf("redistest: %v to a server that is not running", sig)
+	}
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		s.t.Fatalf("redistest: %v: %v", sig, err)
+	}
+}
+
 // Restart starts the server again on the same address (killing it first if
 // it still runs) and waits until it answers PING. With Persistence the data
 // acknowledged before the kill is back; without, Redis starts empty.

@@ -2,6 +2,7 @@ package redistest
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -96,5 +97,19 @@ func TestPersistence(t *testing.T) {
 				t.Fatalf("GET after kill+restart = %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestPauseResume(t *testing.T) {
+	s := Start(t, Options{})
+	s.Pause()
+	err := ping(s.Addr(), 200*time.Millisecond)
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("PING to a paused server: %v, want a timeout", err)
+	}
+	s.Resume()
+	if err := ping(s.Addr(), 5*time.Second); err != nil {
+		t.Fatalf("PING after Resume: %v", err)
 	}
 }

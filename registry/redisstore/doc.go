@@ -80,7 +80,10 @@
 // and the caller's context deadline honoured on the socket. Every backend
 // failure wraps registry.ErrUnavailable, never ErrDeviceNotFound: the
 // connect path refuses with "server unavailable", not "bad credentials"
-// (DESIGN.md rule 6). The client reconnects by itself when Redis returns.
+// (DESIGN.md rule 6). A write that fails with a timeout may still have
+// been applied (the script reached Redis, the reply did not come back): the
+// caller re-reads before retrying. The client reconnects by itself when
+// Redis returns.
 //
 // Commands counts every command sent (a go-redis hook; pipelined commands
 // count one each), so benchmarks can show one command per cache miss and

@@ -559,6 +559,60 @@ func TestOutage(t *testing.T) {
 	must(t, s.Ping(ctx))
 }
 
+// TestHungRedis: a server that keeps its connections open but answers
+// nothing (SIGSTOP) must not hold a read past the caller's deadline.
+func TestHungRedis(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	ctx := t.Context()
+	s := openStore(t, srv.URL(), freshHub("hung"))
+	must(t, s.CreateDevice(ctx, storetest.Device("dev1", "e1")))
+	cache := registry.NewCache(s, registry.CacheOptions{})
+
+	srv.Pause()
+	const hang = 5 * time.Second // "did not hang", not a speed assertion
+	for _, tc := range []struct {
+		name     string
+		call     func(ctx context.Context) error
+		viaCache bool
+	}{
+		{"fail/device", func(ctx context.Context) error { _, err := s.Device(ctx, "dev1"); return err }, false},
+		{"fail/unknown-device-through-cache", func(ctx context.Context) error { _, err := cache.Device(ctx, "nobody"); return err }, true},
+		{"fail/list", func(ctx context.Context) error { _, err := s.Devices(ctx, "", 10); return err }, false},
+		{"fail/ping", s.Ping, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(ctx, 250*time.Millisecond)
+			defer cancel()
+			start := time.Now()
+			err := tc.call(ctx)
+			if took := time.Since(start); took > hang {
+				t.Fatalf("call hung for %v on a paused Redis", took)
+			}
+			// The store wraps every failure, its deadline included, in
+			// ErrUnavailable; the cache may instead return the caller's own
+			// ctx.Err() if the caller's deadline fires first.
+			if !errors.Is(err, registry.ErrUnavailable) && !(tc.viaCache && errors.Is(err, context.DeadlineExceeded)) {
+				t.Fatalf("error %v, want ErrUnavailable", err)
+			}
+			if errors.Is(err, registry.ErrDeviceNotFound) {
+				t.Fatalf("a hung Redis reported as an unknown device: %v", err)
+			}
+		})
+	}
+	srv.Resume()
+	deadline := time.Now().Add(eventTimeout)
+	for {
+		_, err := s.Device(ctx, "dev1")
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no recovery after Resume: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond) // poll interval
+	}
+}
+
 func TestListing2500(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
 	ctx := t.Context()
