@@ -59,7 +59,7 @@
 // Every successful write publishes its registry.Change on the changes
 // channel from inside its script: no acknowledged write without its event,
 // no event without its write, and events of one hub in write order (one
-// slot, one master). A refused write publishes nothing. ClaimSession
+// slot, one master). A refused write publishes nothing. ClaimSessionss
 // publishes on the sessions channel; every node receives it, the sender
 // included. Watch subscribes to both, re-subscribes by itself with
 // back-off after a disconnect (detected by the connection closing, or by an

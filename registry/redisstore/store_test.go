@@ -340,7 +340,9 @@ func newRecorder() *recorder {
 }
 
 func (r *recorder) Change(ch registry.Change)            { r.changes <- ch }
-func (r *recorder) SessionClaimed(deviceID, node string) { r.claims <- [2]string{deviceID, node} }
+func (r *recorder) SessionClaimed(deviceID, node string, _ time.Time) {
+	r.claims <- [2]string{deviceID, node}
+}
 func (r *recorder) Resubscribed()                        { r.resubs <- struct{}{} }
 
 const eventTimeout = 10 * time.Second
@@ -411,13 +413,15 @@ func TestChangeFeed(t *testing.T) {
 	})
 
 	t.Run("ok/session-claims-reach-every-node", func(t *testing.T) {
-		must(t, sb.ClaimSession(ctx, "dev1", "node-b"))
-		want := [2]string{"dev1", "node-b"}
-		if got := recv(t, recA.claims, "claim on A"); got != want {
-			t.Fatalf("claim on A %q, want %q", got, want)
-		}
-		if got := recv(t, recB.claims, "claim on the sender B"); got != want {
-			t.Fatalf("claim on B %q, want %q", got, want)
+		must(t, sb.ClaimSessions(ctx, []string{"dev1", "dev2"}, "node-b", time.Now()))
+		for _, id := range []string{"dev1", "dev2"} {
+			want := [2]string{id, "node-b"}
+			if got := recv(t, recA.claims, "claim on A"); got != want {
+				t.Fatalf("claim on A %q, want %q", got, want)
+			}
+			if got := recv(t, recB.claims, "claim on the sender B"); got != want {
+				t.Fatalf("claim on B %q, want %q", got, want)
+			}
 		}
 	})
 
@@ -517,7 +521,7 @@ func TestOutage(t *testing.T) {
 		{"fail/delete", func(ctx context.Context) error { return s.DeleteDevice(ctx, "dev1", "") }},
 		{"fail/list", func(ctx context.Context) error { _, err := s.Devices(ctx, "", 10); return err }},
 		{"fail/policies", func(ctx context.Context) error { _, err := s.Policies(ctx); return err }},
-		{"fail/claim", func(ctx context.Context) error { return s.ClaimSession(ctx, "dev1", "n") }},
+		{"fail/claim", func(ctx context.Context) error { return s.ClaimSessions(ctx, []string{"dev1"}, "n", time.Now()) }},
 		{"fail/ping", s.Ping},
 	}
 	for _, tc := range tests {

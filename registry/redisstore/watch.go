@@ -20,9 +20,9 @@ import (
 type Handler interface {
 	// Change is a registry write made by any node (this one included).
 	Change(registry.Change)
-	// SessionClaimed says deviceID connected on node; every node receives
-	// it, the claiming node too (it ignores its own claims).
-	SessionClaimed(deviceID, node string)
+	// SessionClaimed says deviceID connected on node no later than at;
+	// every node receives it, the claiming node too (it ignores its own).
+	SessionClaimed(deviceID, node string, at time.Time)
 	// Resubscribed is called after every successful subscribe, the first
 	// included. Events published while not subscribed are lost: the caller
 	// flushes its cache here.
@@ -39,8 +39,9 @@ type changeMsg struct {
 
 // claimMsg is a session claim on the wire (channel hubgate:{hub}:sessions).
 type claimMsg struct {
-	DeviceID string `json:"deviceId"`
-	Node     string `json:"node"`
+	DeviceIDs []string `json:"deviceIds"`
+	Node      string   `json:"node"`
+	At        int64    `json:"at"` // unix nanoseconds
 }
 
 var kindNames = map[registry.ChangeKind]string{
@@ -70,14 +71,16 @@ func decodeChange(b string) (registry.Change, error) {
 	return registry.Change{}, fmt.Errorf("unknown kind %q", m.Kind)
 }
 
-// ClaimSession announces that deviceID has connected on node. Every node's
-// Watch handler gets SessionClaimed; the others close their session of the
-// device (one connection per device across the hub).
-func (s *Store) ClaimSession(ctx context.Context, deviceID, node string) error {
+// ClaimSessions announces in one message that deviceIDs have connected on
+// node by time at. Every node's Watch handler gets SessionClaimed for each;
+// the others close their older sessions of those devices (one connection per
+// device across the hub). Batching keeps a connect storm at one PUBLISH per
+// batch instead of one per device.
+func (s *Store) ClaimSessions(ctx context.Context, deviceIDs []string, node string, at time.Time) error {
 	if err := s.open(); err != nil {
 		return err
 	}
-	b, err := json.Marshal(claimMsg{DeviceID: deviceID, Node: node})
+	b, err := json.Marshal(claimMsg{DeviceIDs: deviceIDs, Node: node, At: at.UnixNano()})
 	if err != nil {
 		return fmt.Errorf("redisstore: encode claim: %w", err)
 	}
@@ -195,7 +198,10 @@ func (s *Store) watchOnce(ctx context.Context, h Handler) (subscribed bool, err 
 				s.log.Error("redisstore: undecodable session claim ignored", "err", err)
 				continue
 			}
-			h.SessionClaimed(c.DeviceID, c.Node)
+			at := time.Unix(0, c.At)
+			for _, id := range c.DeviceIDs {
+				h.SessionClaimed(id, c.Node, at)
+			}
 		}
 	}
 }
