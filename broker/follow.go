@@ -21,32 +21,53 @@ type Rechecker interface {
 	Recheck(id string, d *registry.Device)
 }
 
-// Follow wires registry changes to the cache and the protocol heads: the
-// cache entry is dropped synchronously, in the writer's goroutine, before the
-// write returns; live sessions are then re-checked against the record read
-// from current (the uncached registry). DESIGN.md rule 4.
-func Follow(feed ChangeFeed, cache Invalidator, current DeviceSource, heads ...Rechecker) (cancel func()) {
-	return feed.Subscribe(func(ch registry.Change) {
-		cache.Apply(ch)
-		if ch.Kind != registry.ChangeDevice {
-			return
+// Follower applies registry changes, local or from other nodes, to the cache
+// and the protocol heads: the cache entry is dropped synchronously (in the
+// writer's goroutine for local writes, before the write returns); live
+// sessions are then re-checked against the record read from Current (the
+// uncached registry). DESIGN.md rule 4.
+type Follower struct {
+	Cache   Invalidator
+	Current DeviceSource
+	Heads   []Rechecker
+	// CAChanged, when set, runs after a CA change (rebuild the trust pool).
+	CAChanged func()
+}
+
+// Apply handles one change event.
+func (f *Follower) Apply(ch registry.Change) {
+	f.Cache.Apply(ch)
+	switch ch.Kind {
+	case registry.ChangeCA:
+		if f.CAChanged != nil {
+			go f.CAChanged()
 		}
-		go func() {
-			var rec *registry.Device
-			if !ch.Deleted {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				d, err := current.Device(ctx, ch.ID)
-				cancel()
-				switch {
-				case err == nil:
-					rec = &d
-				case !errors.Is(err, registry.ErrDeviceNotFound):
-					return // cannot tell; the next event or the session's token expiry decides
-				}
+		return
+	case registry.ChangeDevice:
+	default:
+		return
+	}
+	go func() {
+		var rec *registry.Device
+		if !ch.Deleted {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			d, err := f.Current.Device(ctx, ch.ID)
+			cancel()
+			switch {
+			case err == nil:
+				rec = &d
+			case !errors.Is(err, registry.ErrDeviceNotFound):
+				return // cannot tell; the next event or the session's token expiry decides
 			}
-			for _, h := range heads {
-				h.Recheck(ch.ID, rec)
-			}
-		}()
-	})
+		}
+		for _, h := range f.Heads {
+			h.Recheck(ch.ID, rec)
+		}
+	}()
+}
+
+// Follow subscribes a Follower for cache, current and heads to feed.
+func Follow(feed ChangeFeed, cache Invalidator, current DeviceSource, heads ...Rechecker) (cancel func()) {
+	f := &Follower{Cache: cache, Current: current, Heads: heads}
+	return feed.Subscribe(f.Apply)
 }
