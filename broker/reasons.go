@@ -46,3 +46,7 @@ func reasonOf(err error) string {
 	}
 	return "internal"
 }
+
+// ReasonOf names a refusal for the logs and metrics of other heads (AMQP),
+// with the same bounded label set as MQTT.
+func ReasonOf(err error) string { return reasonOf(err) }
