@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel/attribute"
@@ -27,9 +28,11 @@ import (
 
 	"github.com/hubgate/hubgate/authn"
 	"github.com/hubgate/hubgate/broker"
+	amqphead "github.com/hubgate/hubgate/broker/amqp"
 	"github.com/hubgate/hubgate/internal/pki"
 	"github.com/hubgate/hubgate/registry"
 	"github.com/hubgate/hubgate/registry/httpapi"
+	"github.com/hubgate/hubgate/registry/redisstore"
 )
 
 // serveConfig is everything `hubgate serve` takes.
@@ -37,12 +40,17 @@ type serveConfig struct {
 	DataDir     string
 	HostNames   []string
 	MQTTAddr    string
+	AMQPAddr    string
 	HTTPSAddr   string
 	MetricsAddr string
 	TLSCert     string
 	TLSKey      string
 	ClockSkew   time.Duration
 	LogLevel    slog.Level
+	RedisURL    string
+	Node        string
+	AuthTimeout time.Duration
+	Cache       registry.CacheOptions
 }
 
 func parseServe(args []string) (serveConfig, error) {
@@ -53,12 +61,21 @@ func parseServe(args []string) (serveConfig, error) {
 	fs.StringVar(&c.DataDir, "data-dir", "./data", "directory for the registry, certificates and connection strings")
 	fs.Var(hosts, "hostname", "the hub's host names (repeatable or comma-separated); the first is its name")
 	fs.StringVar(&c.MQTTAddr, "mqtt-addr", ":8883", "MQTT over TLS listen address")
+	fs.StringVar(&c.AMQPAddr, "amqp-addr", ":5671", "AMQP 1.0 over TLS listen address")
 	fs.StringVar(&c.HTTPSAddr, "https-addr", ":443", "HTTPS listen address: registry REST API and /$iothub/websocket")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", "127.0.0.1:9090", "plain-HTTP address for /metrics, /healthz, /readyz")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "server certificate (PEM); default: a generated development certificate")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "server key (PEM)")
 	fs.DurationVar(&c.ClockSkew, "clock-skew", 5*time.Minute, "SAS expiry leeway")
 	fs.TextVar(&c.LogLevel, "log-level", slog.LevelInfo, "debug, info, warn or error")
+	fs.StringVar(&c.RedisURL, "redis-url", "", "shared registry for several nodes: redis://, rediss://, redis+sentinel://h:p,h:p/master, redis+cluster://h:p,h:p (default: the embedded store)")
+	fs.StringVar(&c.Node, "node", defaultNode(), "this node's name among the hub's nodes")
+	// 250 ms: a warm decision takes microseconds and a Redis miss ~0.1 ms;
+	// past this the registry is unavailable and the device hears CONNACK 3.
+	fs.DurationVar(&c.AuthTimeout, "auth-timeout", 250*time.Millisecond, "bound on one auth decision, registry lookups included")
+	fs.DurationVar(&c.Cache.TTL, "cache-ttl", 5*time.Minute, "registry cache entry lifetime (a safety net: change events invalidate)")
+	fs.DurationVar(&c.Cache.NegativeTTL, "cache-negative-ttl", 5*time.Second, "how long an unknown device id is remembered")
+	fs.DurationVar(&c.Cache.MaxStale, "cache-max-stale", 30*time.Minute, "how long past its TTL a cached device is still served while the registry is unavailable")
 	pos, err := loadSources(fs, args)
 	if err != nil {
 		return c, err
@@ -76,6 +93,9 @@ func (c serveConfig) validate() error {
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return errors.New("serve: --tls-cert and --tls-key go together")
+	}
+	if c.AuthTimeout <= 0 || c.AuthTimeout > time.Minute {
+		return errors.New("serve: --auth-timeout must be between 0 and 1m")
 	}
 	if c.ClockSkew < 0 || c.ClockSkew > time.Hour {
 		return errors.New("serve: --clock-skew must be between 0 and 1h")
@@ -100,7 +120,15 @@ func runServe(ctx context.Context, args []string) error {
 		return err
 	}
 
-	store, err := registry.OpenFileStore(filepath.Join(cfg.DataDir, "registry.jsonl"))
+	var store registry.Store
+	var shared *redisstore.Store // nil on the embedded store
+	if cfg.RedisURL != "" {
+		redis.SetLogger(redisLogger{log})
+		shared, err = redisstore.Open(ctx, redisstore.Options{URL: cfg.RedisURL, Hub: cfg.HostNames[0], Logger: log})
+		store = shared
+	} else {
+		store, err = registry.OpenFileStore(filepath.Join(cfg.DataDir, "registry.jsonl"))
+	}
 	if err != nil {
 		return fmt.Errorf("registry: %w", err)
 	}
@@ -112,7 +140,7 @@ func runServe(ctx context.Context, args []string) error {
 	if err := writeOwnerConnectionString(cfg, reg, log); err != nil {
 		return err
 	}
-	cache := registry.NewCache(reg, registry.CacheOptions{})
+	cache := registry.NewCache(reg, cfg.Cache)
 
 	promReg := prometheus.NewRegistry()
 	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -132,17 +160,48 @@ func runServe(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	head, err := broker.NewMQTT(broker.Config{Auth: auth, Devices: cache, Logger: log, Meter: meter})
+	mcfg := broker.Config{Auth: auth, Devices: cache, Logger: log, Meter: meter, AuthTimeout: cfg.AuthTimeout, Node: cfg.Node}
+	if shared != nil {
+		mcfg.Claims = shared
+	}
+	head, err := broker.NewMQTT(mcfg)
+	if err != nil {
+		return err
+	}
+	// The AMQP head delivers into and from the MQTT head's topic space.
+	amqpHead, err := amqphead.New(amqphead.Config{Auth: auth, Devices: cache, Bus: head, HostNames: cfg.HostNames, Logger: log, Meter: meter})
 	if err != nil {
 		return err
 	}
 	// Registry changes: drop the cache entry, then re-check live sessions.
-	unsubscribe := broker.Follow(reg, cache, reg, head)
+	follower := &broker.Follower{Cache: cache, Current: reg, Heads: []broker.Rechecker{head, amqpHead},
+		CAChanged: func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := reg.RefreshCAs(ctx); err != nil {
+				log.Warn("CA pool not refreshed", "error", err)
+			}
+		}}
+	unsubscribe := reg.Subscribe(follower.Apply)
 	defer unsubscribe()
+	if shared != nil {
+		// Other nodes' writes and session claims arrive over Redis.
+		watchCtx, stopWatch := context.WithCancel(context.Background())
+		watchDone := make(chan struct{})
+		go func() {
+			defer close(watchDone)
+			_ = shared.Watch(watchCtx, &remoteEvents{f: follower, cache: cache, heads: []claimHandler{head}, log: log})
+		}()
+		defer func() { stopWatch(); <-watchDone }()
+	}
 
 	mqttLn, err := net.Listen("tcp", cfg.MQTTAddr)
 	if err != nil {
 		return fmt.Errorf("mqtt listener: %w", err)
+	}
+	amqpLn, err := net.Listen("tcp", cfg.AMQPAddr)
+	if err != nil {
+		return fmt.Errorf("amqp listener: %w", err)
 	}
 	httpsLn, err := net.Listen("tcp", cfg.HTTPSAddr)
 	if err != nil {
@@ -154,7 +213,7 @@ func runServe(ctx context.Context, args []string) error {
 	}
 
 	mux := http.NewServeMux()
-	mux.Handle(broker.WebSocketPath, broker.NewWebSocket(log, map[string]broker.ConnAcceptor{"mqtt": head}))
+	mux.Handle(broker.WebSocketPath, broker.NewWebSocket(log, map[string]broker.ConnAcceptor{"mqtt": head, "AMQPWSB10": amqpHead}))
 	mux.Handle("/", httpapi.New(reg, auth, httpapi.Options{Logger: log}))
 	httpsSrv := &http.Server{
 		Handler:           mux,
@@ -165,15 +224,20 @@ func runServe(ctx context.Context, args []string) error {
 	}
 
 	var ready atomic.Bool
-	metricsSrv := &http.Server{Handler: opsMux(promReg, &ready), ReadHeaderTimeout: 5 * time.Second}
+	var pinger func(context.Context) error
+	if shared != nil {
+		pinger = shared.Ping
+	}
+	metricsSrv := &http.Server{Handler: opsMux(promReg, &ready, pinger), ReadHeaderTimeout: 5 * time.Second}
 
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	go func() { errc <- head.Serve(tls.NewListener(mqttLn, tlsConf)) }()
+	go func() { errc <- amqpHead.Serve(tls.NewListener(amqpLn, tlsConf)) }()
 	go func() { errc <- ignoreClosed(httpsSrv.Serve(tls.NewListener(httpsLn, tlsConf))) }()
 	go func() { errc <- ignoreClosed(metricsSrv.Serve(metricsLn)) }()
 	ready.Store(true)
 	log.Info("hubgate serving", "hub", cfg.HostNames[0], "hostnames", cfg.HostNames,
-		"mqtt_addr", mqttLn.Addr().String(), "https_addr", httpsLn.Addr().String(),
+		"mqtt_addr", mqttLn.Addr().String(), "amqp_addr", amqpLn.Addr().String(), "https_addr", httpsLn.Addr().String(),
 		"metrics_addr", metricsLn.Addr().String(), "data_dir", cfg.DataDir)
 
 	select {
@@ -187,6 +251,7 @@ func runServe(ctx context.Context, args []string) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_ = httpsSrv.Shutdown(sctx)
+	_ = amqpHead.Shutdown(sctx) // before MQTT: it is the AMQP head's bus
 	_ = head.Shutdown(sctx)
 	_ = metricsSrv.Shutdown(sctx)
 	return err
@@ -243,7 +308,7 @@ func writeOwnerConnectionString(cfg serveConfig, reg *registry.Registry, log *sl
 	return nil
 }
 
-func opsMux(reg *prometheus.Registry, ready *atomic.Bool) http.Handler {
+func opsMux(reg *prometheus.Registry, ready *atomic.Bool, redisPing func(context.Context) error) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	// Profiles for operators; the metrics address is loopback by default.
@@ -255,6 +320,18 @@ func opsMux(reg *prometheus.Registry, ready *atomic.Bool) http.Handler {
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !ready.Load() {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		if redisPing != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+			defer cancel()
+			if err := redisPing(ctx); err != nil {
+				// Cached devices are still served, but this node cannot
+				// take new ones or registry writes: let balancers know.
+				http.Error(w, "redis: unavailable", http.StatusServiceUnavailable)
+				return
+			}
+			_, _ = w.Write([]byte("ready\nredis: ok\n"))
 			return
 		}
 		_, _ = w.Write([]byte("ready\n"))
@@ -277,3 +354,49 @@ func cacheMetrics(meter metric.Meter, c *registry.Cache) error {
 }
 
 func resultAttr(v string) attribute.KeyValue { return attribute.String("result", v) }
+
+// remoteEvents receives what other nodes of the hub publish over Redis.
+type remoteEvents struct {
+	f     *broker.Follower
+	cache *registry.Cache
+	heads []claimHandler
+	log   *slog.Logger
+}
+
+type claimHandler interface {
+	SessionClaimed(deviceID, node string, at time.Time)
+}
+
+func (e *remoteEvents) Change(ch registry.Change) { e.f.Apply(ch) }
+
+func (e *remoteEvents) SessionClaimed(deviceID, node string, at time.Time) {
+	for _, h := range e.heads {
+		h.SessionClaimed(deviceID, node, at)
+	}
+}
+
+// Resubscribed: events sent while this node was not subscribed are lost, so
+// everything cached may be stale.
+func (e *remoteEvents) Resubscribed() {
+	e.cache.Flush()
+	e.log.Info("registry change feed subscribed; cache flushed")
+	if e.f.CAChanged != nil {
+		go e.f.CAChanged()
+	}
+}
+
+// redisLogger routes go-redis's own messages (dial failures during an
+// outage) into our structured log at debug level.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
+	l.log.Debug("redis", "message", fmt.Sprintf(format, v...))
+}
+
+func defaultNode() string {
+	h, err := os.Hostname()
+	if err != nil {
+		h = "node"
+	}
+	return fmt.Sprintf("%s-%d", h, os.Getpid())
+}

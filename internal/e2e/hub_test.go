@@ -32,6 +32,7 @@ type hub struct {
 	CAFile  string // the dev CA the hub generated; clients trust it
 	ConnStr string // iothubowner service connection string
 
+	extra   []string // more `serve` flags
 	logFile string
 	cmd     *exec.Cmd
 	done    chan struct{} // closed when cmd has exited
@@ -51,11 +52,18 @@ const (
 // directory and waits until it is ready; t.Cleanup stops it.
 func startHub(t *testing.T, name, ip string) *hub {
 	t.Helper()
+	return startHubWith(t, name, ip)
+}
+
+// startHubWith is startHub with more `serve` flags.
+func startHubWith(t *testing.T, name, ip string, extra ...string) *hub {
+	t.Helper()
 	h := &hub{
 		Name:    name + ".hubgate.test",
 		IP:      ip,
 		DataDir: filepath.Join(t.TempDir(), "data"),
 		logFile: filepath.Join(t.TempDir(), "serve.log"),
+		extra:   extra,
 	}
 	h.CAFile = filepath.Join(h.DataDir, "dev-ca.pem")
 	t.Cleanup(func() {
@@ -93,6 +101,7 @@ func (h *hub) start(t *testing.T) {
 	if serveFlags.amqpAddr {
 		args = append(args, "--amqp-addr", h.addr(5671))
 	}
+	args = append(args, h.extra...)
 	logf, err := os.OpenFile(h.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		t.Fatal(err)
