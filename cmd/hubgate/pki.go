@@ -27,4 +27,3 @@ func runPKI(args []string) error {
 	}
 	return printJSON(map[string]any{"caFile": dc.CAFile, "certFile": dc.CertFile, "keyFile": dc.KeyFile, "created": dc.Created})
 }
-

@@ -69,8 +69,8 @@ type mqttDevice struct {
 func (c *cluster) connect(t *testing.T, h *hub, id, key string) (*mqttDevice, byte) {
 	t.Helper()
 	d := &mqttDevice{lost: make(chan error, 1)}
-	o := paho.NewClientOptions().AddBroker("ssl://"+h.addr(8883)).SetClientID(id).
-		SetUsername(h.Name+"/"+id+"/?api-version=2021-04-12").
+	o := paho.NewClientOptions().AddBroker("ssl://" + h.addr(8883)).SetClientID(id).
+		SetUsername(h.Name + "/" + id + "/?api-version=2021-04-12").
 		SetPassword(sasToken(t, h.Name, id, key, time.Now().Add(time.Hour))).
 		SetTLSConfig(&tls.Config{RootCAs: c.roots, ServerName: h.Name}).
 		SetCleanSession(false).SetAutoReconnect(false).SetConnectRetry(false).
@@ -254,7 +254,6 @@ func getStatus(t *testing.T, url string) int {
 	resp.Body.Close()
 	return resp.StatusCode
 }
-
 
 var httpClient = &http.Client{Timeout: 5 * time.Second}
 

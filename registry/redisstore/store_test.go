@@ -339,11 +339,11 @@ func newRecorder() *recorder {
 	return &recorder{changes: make(chan registry.Change, 1000), claims: make(chan [2]string, 100), resubs: make(chan struct{}, 100)}
 }
 
-func (r *recorder) Change(ch registry.Change)            { r.changes <- ch }
+func (r *recorder) Change(ch registry.Change) { r.changes <- ch }
 func (r *recorder) SessionClaimed(deviceID, node string, _ time.Time) {
 	r.claims <- [2]string{deviceID, node}
 }
-func (r *recorder) Resubscribed()                        { r.resubs <- struct{}{} }
+func (r *recorder) Resubscribed() { r.resubs <- struct{}{} }
 
 const eventTimeout = 10 * time.Second
 
