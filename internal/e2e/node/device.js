@@ -1,11 +1,12 @@
 // device.js: one device session with the official azure-iot-device SDK.
 //
-//   node -r ./hosts.js device.js --transport mqtt|mqttws --connection-string CS
+//   node -r ./hosts.js device.js --transport mqtt|mqttws|amqp|amqpws --connection-string CS
 //        [--cert F --key F] [--send N] [--token-ttl S [--token-margin S]]
-//        [--sas-ttl S] [--timeout MS]
+//        [--sas-ttl S] [--hold MS] [--timeout MS]
 //
-// Opens Client.fromConnectionString(CS, Mqtt|MqttWs), sends N events (default
-// 1; 0 only opens), closes, and prints one JSON line:
+// Opens Client.fromConnectionString(CS, Mqtt|MqttWs|Amqp|AmqpWs), sends N events
+// (default 1; 0 only opens), with --hold MS waits that long and sends one
+// more (token renewal must keep the session up), closes, and prints one JSON line:
 //   {"ok":true,"sent":N,"elapsedMs":...}
 //   {"ok":false,"error":"UnauthorizedError","message":"...","elapsedMs":...}
 //
@@ -20,6 +21,7 @@
 const fs = require('fs');
 const { Client, Message, ConnectionString, SharedAccessSignature } = require('azure-iot-device');
 const { Mqtt, MqttWs } = require('azure-iot-device-mqtt');
+const { Amqp, AmqpWs } = require('azure-iot-device-amqp');
 const { parseArgs, failure, finish, guard } = require('./cli');
 
 const started = Date.now();
@@ -31,7 +33,7 @@ function elapsed() {
 }
 
 async function main() {
-  const transports = { mqtt: Mqtt, mqttws: MqttWs };
+  const transports = { mqtt: Mqtt, mqttws: MqttWs, amqp: Amqp, amqpws: AmqpWs };
   const Transport = transports[flags.transport || 'mqtt'];
   if (!Transport) throw new Error(`unknown --transport ${flags.transport}`);
   let cs = flags['connection-string'];
@@ -74,6 +76,13 @@ async function main() {
       const msg = new Message(JSON.stringify({ seq: i, at: new Date().toISOString() }));
       msg.messageId = `e2e-${process.pid}-${i}`;
       msg.properties.add('e2e', 'hubgate');
+      await client.sendEvent(msg);
+      sent++;
+    }
+    if (flags.hold !== undefined) {
+      await new Promise((resolve) => setTimeout(resolve, Number(flags.hold)));
+      if (lateError) throw lateError;
+      const msg = new Message(JSON.stringify({ seq: n, held: Number(flags.hold) }));
       await client.sendEvent(msg);
       sent++;
     }
