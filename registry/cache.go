@@ -127,14 +127,27 @@ func (c *Cache) Device(ctx context.Context, id string) (Device, error) {
 	select {
 	case <-l.done:
 	case <-ctx.Done():
+		// A hung store answers nothing before the caller's deadline: that
+		// is unavailability too, and an expired entry may still serve.
+		if c.serveStale(e) {
+			return e.dev, nil
+		}
 		return Device{}, ctx.Err()
 	}
-	if l.err != nil && errors.Is(l.err, ErrUnavailable) && e != nil && c.opts.MaxStale > 0 &&
-		c.opts.Now().Before(e.expires.Add(c.opts.MaxStale)) {
-		c.stale.Add(1)
+	if l.err != nil && errors.Is(l.err, ErrUnavailable) && c.serveStale(e) {
 		return e.dev, nil
 	}
 	return l.dev, l.err
+}
+
+// serveStale reports (and counts) whether expired entry e may be served
+// while the store is unavailable: within MaxStale past its TTL.
+func (c *Cache) serveStale(e *posEntry) bool {
+	if e == nil || c.opts.MaxStale <= 0 || !c.opts.Now().Before(e.expires.Add(c.opts.MaxStale)) {
+		return false
+	}
+	c.stale.Add(1)
+	return true
 }
 
 // load returns the in-flight load for id, starting one if there is none.

@@ -192,6 +192,35 @@ func TestCache(t *testing.T) {
 	})
 }
 
+// A hung store (Redis paused, a silent partition) answers nothing before
+// the caller's deadline: an expired entry within MaxStale is served then too,
+// and an unknown id fails with the caller's deadline, never "not found".
+func TestCacheStaleWhileStoreHangs(t *testing.T) {
+	src, clk := &fakeSource{}, newClock()
+	src.set("d", "e1")
+	c := newCache(src, clk)
+	get(t, c, "d")
+	gate := make(chan struct{})
+	defer close(gate)
+	src.mu.Lock()
+	src.gate = gate
+	src.mu.Unlock()
+	clk.Add(6 * time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	if d, err := c.Device(ctx, "d"); err != nil || d.Etag != "e1" {
+		t.Fatalf("hung store, expired entry: %q %v; want the stale entry", d.Etag, err)
+	}
+	if c.StaleServed() != 1 {
+		t.Fatalf("stale served %d, want 1", c.StaleServed())
+	}
+	ctx2, cancel2 := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel2()
+	if _, err := c.Device(ctx2, "never-seen"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("hung store, unknown id: %v, want the deadline", err)
+	}
+}
+
 func TestCacheCoalescing(t *testing.T) {
 	src, clk := &fakeSource{gate: make(chan struct{}), start: make(chan string, 100)}, newClock()
 	src.set("d", "e1")

@@ -22,7 +22,7 @@ type certFiles struct {
 }
 
 // writeCert writes kp (followed by chain) into a fresh temporary directory.
-func writeCert(t *testing.T, name string, kp *pki.KeyPair, chain ...*pki.KeyPair) certFiles {
+func writeCert(t testing.TB, name string, kp *pki.KeyPair, chain ...*pki.KeyPair) certFiles {
 	t.Helper()
 	dir := t.TempDir()
 	f := certFiles{Cert: filepath.Join(dir, name+".pem"), Key: filepath.Join(dir, name+".key"), KP: kp}
@@ -34,7 +34,7 @@ func writeCert(t *testing.T, name string, kp *pki.KeyPair, chain ...*pki.KeyPair
 
 func (f certFiles) flags() []string { return []string{"--cert", f.Cert, "--key", f.Key} }
 
-func selfSigned(t *testing.T, cn string) certFiles {
+func selfSigned(t testing.TB, cn string) certFiles {
 	t.Helper()
 	kp, err := pki.SelfSignedClient(cn, pki.Options{})
 	if err != nil {
@@ -43,7 +43,7 @@ func selfSigned(t *testing.T, cn string) certFiles {
 	return writeCert(t, cn, kp)
 }
 
-func rootCA(t *testing.T, cn string) (*pki.KeyPair, string) {
+func rootCA(t testing.TB, cn string) (*pki.KeyPair, string) {
 	t.Helper()
 	ca, err := pki.NewRootCA(cn, pki.Options{})
 	if err != nil {
@@ -54,7 +54,7 @@ func rootCA(t *testing.T, cn string) (*pki.KeyPair, string) {
 }
 
 // issue signs a client certificate with CN = cn by ca; the file carries chain after the leaf.
-func issue(t *testing.T, ca *pki.KeyPair, cn string, chain ...*pki.KeyPair) certFiles {
+func issue(t testing.TB, ca *pki.KeyPair, cn string, chain ...*pki.KeyPair) certFiles {
 	t.Helper()
 	kp, err := ca.IssueClient(cn, pki.Options{})
 	if err != nil {
@@ -67,7 +67,7 @@ func sha256Thumb(f certFiles) string { return pki.SHA256Thumbprint(f.KP.Cert.Raw
 func sha1Thumb(f certFiles) string   { return pki.SHA1Thumbprint(f.KP.Cert.Raw) }
 
 // randomKey is a well-formed device key that no device has.
-func randomKey(t *testing.T) string {
+func randomKey(t testing.TB) string {
 	t.Helper()
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
@@ -79,7 +79,7 @@ func randomKey(t *testing.T) string {
 // sasToken signs a device token the way the SDKs do (reference §2.2),
 // independently of the binary, so the suite can mint tokens the CLI will
 // not (an expiry in the past).
-func sasToken(t *testing.T, host, deviceID, key string, expiry time.Time) string {
+func sasToken(t testing.TB, host, deviceID, key string, expiry time.Time) string {
 	t.Helper()
 	k, err := base64.StdEncoding.DecodeString(key)
 	if err != nil {
@@ -94,7 +94,7 @@ func sasToken(t *testing.T, host, deviceID, key string, expiry time.Time) string
 }
 
 // keyFromConnString returns the SharedAccessKey of a device connection string.
-func keyFromConnString(t *testing.T, cs string) string {
+func keyFromConnString(t testing.TB, cs string) string {
 	t.Helper()
 	for _, part := range strings.Split(cs, ";") {
 		if v, ok := strings.CutPrefix(part, "SharedAccessKey="); ok {
@@ -106,7 +106,7 @@ func keyFromConnString(t *testing.T, cs string) string {
 }
 
 // withKey replaces the SharedAccessKey of a device connection string.
-func withKey(t *testing.T, cs, key string) string {
+func withKey(t testing.TB, cs, key string) string {
 	t.Helper()
 	return strings.Replace(cs, "SharedAccessKey="+keyFromConnString(t, cs), "SharedAccessKey="+key, 1)
 }

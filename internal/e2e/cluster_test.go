@@ -34,7 +34,7 @@ type cluster struct {
 	roots *x509.CertPool
 }
 
-func startCluster(t *testing.T) *cluster {
+func startCluster(t testing.TB) *cluster {
 	t.Helper()
 	rs := redistest.Start(t, redistest.Options{Persistence: true})
 	a := startHubWith(t, "hub-multi", ipNodeA, "--redis-url", rs.URL(), "--node", "a")
@@ -66,7 +66,7 @@ type mqttDevice struct {
 
 // connect dials node h as device id with a fresh token; it returns the
 // CONNACK code (0 = accepted) and, when accepted, the live client.
-func (c *cluster) connect(t *testing.T, h *hub, id, key string) (*mqttDevice, byte) {
+func (c *cluster) connect(t testing.TB, h *hub, id, key string) (*mqttDevice, byte) {
 	t.Helper()
 	d := &mqttDevice{lost: make(chan error, 1)}
 	o := paho.NewClientOptions().AddBroker("ssl://" + h.addr(8883)).SetClientID(id).
@@ -74,6 +74,7 @@ func (c *cluster) connect(t *testing.T, h *hub, id, key string) (*mqttDevice, by
 		SetPassword(sasToken(t, h.Name, id, key, time.Now().Add(time.Hour))).
 		SetTLSConfig(&tls.Config{RootCAs: c.roots, ServerName: h.Name}).
 		SetCleanSession(false).SetAutoReconnect(false).SetConnectRetry(false).
+		SetProtocolVersion(4). // no silent retry as MQTT 3.1 after a refusal
 		SetConnectTimeout(10 * time.Second).
 		SetConnectionLostHandler(func(_ paho.Client, err error) { d.lost <- err })
 	d.cl = paho.NewClient(o)
@@ -92,7 +93,7 @@ func (c *cluster) connect(t *testing.T, h *hub, id, key string) (*mqttDevice, by
 	return d, 0
 }
 
-func (c *cluster) mustConnect(t *testing.T, h *hub, id, key string) *mqttDevice {
+func (c *cluster) mustConnect(t testing.TB, h *hub, id, key string) *mqttDevice {
 	t.Helper()
 	d, rc := c.connect(t, h, id, key)
 	if rc != 0 {
@@ -101,7 +102,7 @@ func (c *cluster) mustConnect(t *testing.T, h *hub, id, key string) *mqttDevice 
 	return d
 }
 
-func (d *mqttDevice) waitClosed(t *testing.T, why string) {
+func (d *mqttDevice) waitClosed(t testing.TB, why string) {
 	t.Helper()
 	select {
 	case <-d.lost:
@@ -110,7 +111,7 @@ func (d *mqttDevice) waitClosed(t *testing.T, why string) {
 	}
 }
 
-func (c *cluster) create(t *testing.T, id string) registry.Device {
+func (c *cluster) create(t testing.TB, id string) registry.Device {
 	t.Helper()
 	d, err := c.api.CreateDevice(t.Context(), registry.Device{DeviceID: id})
 	if err != nil {
@@ -119,7 +120,7 @@ func (c *cluster) create(t *testing.T, id string) registry.Device {
 	return d
 }
 
-func (c *cluster) update(t *testing.T, d registry.Device) registry.Device {
+func (c *cluster) update(t testing.TB, d registry.Device) registry.Device {
 	t.Helper()
 	var out registry.Device
 	if err := c.api.Do(t.Context(), "PUT", hubclient.DevicePath(d.DeviceID), d.Etag, d, &out); err != nil {
@@ -242,7 +243,7 @@ func TestRedisOutage(t *testing.T) {
 	}
 }
 
-func getStatus(t *testing.T, url string) int {
+func getStatus(t testing.TB, url string) int {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()

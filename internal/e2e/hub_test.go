@@ -50,13 +50,13 @@ const (
 
 // startHub starts a hub named name.hubgate.test on ip with a fresh data
 // directory and waits until it is ready; t.Cleanup stops it.
-func startHub(t *testing.T, name, ip string) *hub {
+func startHub(t testing.TB, name, ip string) *hub {
 	t.Helper()
 	return startHubWith(t, name, ip)
 }
 
 // startHubWith is startHub with more `serve` flags.
-func startHubWith(t *testing.T, name, ip string, extra ...string) *hub {
+func startHubWith(t testing.TB, name, ip string, extra ...string) *hub {
 	t.Helper()
 	h := &hub{
 		Name:    name + ".hubgate.test",
@@ -89,7 +89,7 @@ func (h *hub) addr(port int) string {
 
 // start runs `hubgate serve` and polls /readyz until 200, failing fast
 // (with the log) if the process exits first.
-func (h *hub) start(t *testing.T) {
+func (h *hub) start(t testing.TB) {
 	t.Helper()
 	args := []string{"serve",
 		"--data-dir", h.DataDir,
@@ -207,7 +207,7 @@ type cliResult struct {
 // cliRaw runs `hubgate args...` against this hub: the service connection
 // string and dev CA through the environment, the hub's address as a flag
 // (its host name resolves only inside Node, through hosts.js).
-func (h *hub) cliRaw(t *testing.T, args ...string) cliResult {
+func (h *hub) cliRaw(t testing.TB, args ...string) cliResult {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), cliTimeout)
 	defer cancel()
@@ -226,7 +226,7 @@ func (h *hub) cliRaw(t *testing.T, args ...string) cliResult {
 }
 
 // cli runs the CLI, requires success and decodes its JSON into out (if not nil).
-func (h *hub) cli(t *testing.T, out any, args ...string) {
+func (h *hub) cli(t testing.TB, out any, args ...string) {
 	t.Helper()
 	r := h.cliRaw(t, args...)
 	if r.Err != nil {
@@ -240,7 +240,7 @@ func (h *hub) cli(t *testing.T, out any, args ...string) {
 }
 
 // cliFails runs the CLI and requires a non-zero exit with a message on stderr.
-func (h *hub) cliFails(t *testing.T, args ...string) cliResult {
+func (h *hub) cliFails(t testing.TB, args ...string) cliResult {
 	t.Helper()
 	r := h.cliRaw(t, args...)
 	var exit *exec.ExitError
@@ -272,7 +272,7 @@ type device struct {
 }
 
 // createDevice runs `hubgate device create id flags...` and checks the echo.
-func (h *hub) createDevice(t *testing.T, id string, flags ...string) device {
+func (h *hub) createDevice(t testing.TB, id string, flags ...string) device {
 	t.Helper()
 	var d device
 	h.cli(t, &d, append([]string{"device", "create", id}, flags...)...)
@@ -284,13 +284,13 @@ func (h *hub) createDevice(t *testing.T, id string, flags ...string) device {
 
 // sasConnString creates a SAS device and returns the connection string the
 // CLI hands out for it.
-func (h *hub) sasConnString(t *testing.T, id string, flags ...string) string {
+func (h *hub) sasConnString(t testing.TB, id string, flags ...string) string {
 	t.Helper()
 	h.createDevice(t, id, flags...)
 	return h.connString(t, id)
 }
 
-func (h *hub) connString(t *testing.T, id string) string {
+func (h *hub) connString(t testing.TB, id string) string {
 	t.Helper()
 	var out struct {
 		ConnectionString string `json:"connectionString"`
