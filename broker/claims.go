@@ -14,12 +14,12 @@ type SessionClaimer interface {
 	ClaimSessions(ctx context.Context, deviceIDs []string, node string, at time.Time) error
 }
 
-// claimer sends claims off the connect path: admitted devices are queued and
+// Claimer sends claims off the connect path: admitted devices are queued and
 // a single goroutine sends whatever has queued up in one batch, so a connect
 // never waits for Redis and a connect storm costs one publish per batch, not
 // one per device. A full queue drops claims (counted in logs): the old
 // session then lives until the device's next claim or token expiry.
-type claimer struct {
+type Claimer struct {
 	to   SessionClaimer
 	node string
 	log  *slog.Logger
@@ -27,13 +27,16 @@ type claimer struct {
 	done chan struct{}
 }
 
-func newClaimer(to SessionClaimer, node string, log *slog.Logger) *claimer {
-	c := &claimer{to: to, node: node, log: log, q: make(chan string, 4096), done: make(chan struct{})}
+// NewClaimer starts the claim sender of node; Close stops it. Every protocol
+// head of the node shares one.
+func NewClaimer(to SessionClaimer, node string, log *slog.Logger) *Claimer {
+	c := &Claimer{to: to, node: node, log: log, q: make(chan string, 4096), done: make(chan struct{})}
 	go c.run()
 	return c
 }
 
-func (c *claimer) claim(deviceID string) {
+// Claim queues "deviceID connected here"; it never blocks.
+func (c *Claimer) Claim(deviceID string) {
 	select {
 	case c.q <- deviceID:
 	default:
@@ -41,7 +44,7 @@ func (c *claimer) claim(deviceID string) {
 	}
 }
 
-func (c *claimer) run() {
+func (c *Claimer) run() {
 	defer close(c.done)
 	batch := make([]string, 0, 256)
 	for id := range c.q {
@@ -68,7 +71,8 @@ func (c *claimer) run() {
 	}
 }
 
-func (c *claimer) close() {
+// Close sends what is queued and stops.
+func (c *Claimer) Close() {
 	close(c.q)
 	<-c.done
 }

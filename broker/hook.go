@@ -129,9 +129,9 @@ func (m *MQTT) authenticate(cl *mqtt.Client, pk packets.Packet, transport authn.
 	// new one. Either way no stale allow survives.
 	d, err := m.cfg.Devices.Device(ctx, id.DeviceID)
 	if err == nil && d.Etag != id.Etag && !m.cfg.Auth.StillAllowed(id, d) {
-		err = errRevokedDuringConnect
+		err = ErrRevokedDuringConnect
 	} else if errors.Is(err, registry.ErrDeviceNotFound) {
-		err = errRevokedDuringConnect
+		err = ErrRevokedDuringConnect
 	} else {
 		err = nil // registry unavailable now: the decision stands on what it read
 	}
@@ -141,7 +141,7 @@ func (m *MQTT) authenticate(cl *mqtt.Client, pk packets.Packet, transport authn.
 	}
 	m.startExpiry(s, id.Expires)
 	if m.claims != nil {
-		m.claims.claim(id.DeviceID)
+		m.claims.Claim(id.DeviceID)
 	}
 	return s, nil
 }
@@ -174,9 +174,11 @@ func (m *MQTT) startExpiry(s *session, at time.Time) {
 }
 
 var (
-	errClientIDMismatch     = errors.New("broker: client id does not match the username identity")
-	errWillTopic            = errors.New("broker: will topic not allowed for this device")
-	errRevokedDuringConnect = errors.New("broker: device changed while connecting")
+	errClientIDMismatch = errors.New("broker: client id does not match the username identity")
+	errWillTopic        = errors.New("broker: will topic not allowed for this device")
+	// ErrRevokedDuringConnect: a registry write raced an admission and the
+	// new record does not allow it.
+	ErrRevokedDuringConnect = errors.New("broker: device changed while connecting")
 )
 
 func methodOf(pk packets.Packet, cl *mqtt.Client) string {

@@ -52,8 +52,9 @@ type Config struct {
 	// messages beyond it instead of growing memory.
 	MaxPending int32
 	// Claims, when set, announces admitted devices to the hub's other nodes
-	// (which then close their sessions of them); Node names this node.
-	Claims SessionClaimer
+	// (which then close their sessions of them); Node names this node. The
+	// caller owns (and closes) it.
+	Claims *Claimer
 	Node   string
 	// SessionExpiry is how long a disconnected clean=false session keeps its
 	// subscriptions (Node renews tokens by reconnecting without resubscribing).
@@ -104,7 +105,7 @@ type MQTT struct {
 	log     *slog.Logger
 	metrics *connMetrics
 	table   *sessionTable
-	claims  *claimer // nil on a single node
+	claims  *Claimer // nil on a single node
 
 	subID atomic.Int64 // inline subscription identifiers
 
@@ -141,9 +142,7 @@ func NewMQTT(cfg Config) (*MQTT, error) {
 	if m.metrics, err = newConnMetrics(cfg.Meter); err != nil {
 		return nil, err
 	}
-	if cfg.Claims != nil {
-		m.claims = newClaimer(cfg.Claims, cfg.Node, cfg.Logger)
-	}
+	m.claims = cfg.Claims
 	if err := srv.AddHook(&hook{m: m}, nil); err != nil {
 		return nil, err
 	}
@@ -290,9 +289,6 @@ func (m *MQTT) Shutdown(ctx context.Context) error {
 	}
 	m.mu.Unlock()
 	m.wg.Wait()
-	if m.claims != nil {
-		m.claims.close()
-	}
 	done := make(chan struct{})
 	go func() { _ = m.srv.Close(); close(done) }()
 	select {

@@ -34,7 +34,7 @@ var reasons = []struct {
 	{authn.ErrCommonNameMismatch, "common_name_mismatch"},
 	{errClientIDMismatch, "client_id_mismatch"},
 	{errWillTopic, "will_topic_not_allowed"},
-	{errRevokedDuringConnect, "revoked_during_connect"},
+	{ErrRevokedDuringConnect, "revoked_during_connect"},
 }
 
 // reasonOf names a refusal; "internal" for anything unexpected.

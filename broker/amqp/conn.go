@@ -34,8 +34,9 @@ type conn struct {
 
 // grant admits one device on the connection.
 type grant struct {
-	id    authn.Identity
-	links map[*engine.Link]struct{}
+	id       authn.Identity
+	admitted time.Time
+	links    map[*engine.Link]struct{}
 }
 
 func (c *conn) SASLMechanisms() []wire.Symbol {
@@ -110,7 +111,9 @@ func (c *conn) plain(user, token string) uint8 {
 	c.mu.Lock()
 	c.plainDev = id.DeviceID
 	c.mu.Unlock()
-	c.addGrant(id)
+	if err := c.addGrant(id); err != nil {
+		return c.refuse("sas", err)
+	}
 	return wire.SASLOK
 }
 
@@ -150,19 +153,36 @@ func (c *conn) authenticate(r authn.Request) (authn.Identity, error) {
 	return id, nil
 }
 
-// addGrant admits (or renews) a device on this connection.
-func (c *conn) addGrant(id authn.Identity) {
+// addGrant admits (or renews) a device on this connection. A registry
+// write may have raced the decision: once the grant is tracked (so the
+// write's change event finds it), the current record is read again, and a
+// grant it no longer allows is dropped — no stale allow survives.
+func (c *conn) addGrant(id authn.Identity) error {
 	c.mu.Lock()
 	g := c.grants[id.DeviceID]
 	if g == nil {
 		g = &grant{links: map[*engine.Link]struct{}{}}
 		c.grants[id.DeviceID] = g
 	}
-	g.id = id
+	g.id, g.admitted = id, time.Now()
 	c.hadGrant = true
 	c.scheduleLocked()
 	c.mu.Unlock()
 	c.h.track(id.DeviceID, c)
+
+	ctx, cancel := context.WithTimeout(context.Background(), c.h.cfg.AuthTimeout)
+	defer cancel()
+	d, err := c.h.cfg.Devices.Device(ctx, id.DeviceID)
+	revoked := errors.Is(err, registry.ErrDeviceNotFound) ||
+		(err == nil && d.Etag != id.Etag && !c.h.cfg.Auth.StillAllowed(id, d))
+	if !revoked {
+		if c.h.claims != nil {
+			c.h.claims.Claim(id.DeviceID)
+		}
+		return nil // unavailable now: the decision stands on what it read
+	}
+	c.dropGrant(id.DeviceID, unauthorized("device changed while connecting"))
+	return broker.ErrRevokedDuringConnect
 }
 
 // dropGrant ends a device's grant: its links detach with cond; a
@@ -304,7 +324,9 @@ func (c *conn) deviceGrant(deviceID, moduleID string) (*grant, *wire.Error) {
 	if err != nil {
 		return nil, linkError(err)
 	}
-	c.addGrant(id)
+	if err := c.addGrant(id); err != nil {
+		return nil, linkError(err)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if g = c.grants[deviceID]; g == nil {

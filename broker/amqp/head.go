@@ -35,6 +35,10 @@ type Config struct {
 	HostNames []string // the hub's host names; the first label of each is a hub name for PLAIN usernames
 	Logger    *slog.Logger
 	Meter     metric.Meter
+	// Claims, when set, announces admitted devices to the hub's other nodes
+	// (one connection per device per hub); Node names this node.
+	Claims *broker.Claimer
+	Node   string
 
 	// ConnectTimeout bounds TLS handshake, then again header, SASL and open.
 	// 10 s, as MQTT's CONNECT deadline.
@@ -109,6 +113,7 @@ type Head struct {
 	log      *slog.Logger
 	metrics  *metrics
 	hubNames []string // first DNS label of each host name, lower case
+	claims   *broker.Claimer
 
 	mu       sync.Mutex // guards closed, lns, conns, byDevice
 	closed   bool
@@ -125,7 +130,7 @@ func New(cfg Config) (*Head, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	h := &Head{cfg: cfg, log: cfg.Logger, conns: map[*conn]struct{}{}, byDevice: map[string]map[*conn]struct{}{}}
+	h := &Head{cfg: cfg, log: cfg.Logger, claims: cfg.Claims, conns: map[*conn]struct{}{}, byDevice: map[string]map[*conn]struct{}{}}
 	for _, n := range cfg.HostNames {
 		label, _, _ := strings.Cut(n, ".")
 		h.hubNames = append(h.hubNames, strings.ToLower(label))
@@ -227,6 +232,30 @@ func (h *Head) Recheck(id string, d *registry.Device) {
 	h.mu.Unlock()
 	for _, c := range cs {
 		c.recheck(id, d)
+	}
+}
+
+// SessionClaimed is called when a device connected on another node of the
+// hub at time at: its grants here that are older end.
+func (h *Head) SessionClaimed(deviceID, node string, at time.Time) {
+	if node == h.cfg.Node {
+		return
+	}
+	h.mu.Lock()
+	var cs []*conn
+	for c := range h.byDevice[deviceID] {
+		cs = append(cs, c)
+	}
+	h.mu.Unlock()
+	for _, c := range cs {
+		c.mu.Lock()
+		g := c.grants[deviceID]
+		older := g != nil && !g.admitted.After(at)
+		c.mu.Unlock()
+		if older {
+			h.log.Info("session closed", "protocol", "amqp", "device_id", deviceID, "reason", "connected_elsewhere", "node", node)
+			c.dropGrant(deviceID, &wire.Error{Condition: wire.ErrUnauthorized, Description: "the device connected elsewhere"})
+		}
 	}
 }
 

@@ -352,7 +352,9 @@ func (c *conn) decidePutToken(m *amqpmsg.Message) (int32, string) {
 		c.dropGrant(r.DeviceID, unauthorized("token refused"))
 		return statusOf(err)
 	}
-	c.addGrant(id)
+	if err := c.addGrant(id); err != nil {
+		return statusOf(err)
+	}
 	return 200, "OK"
 }
 

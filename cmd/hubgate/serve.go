@@ -160,16 +160,19 @@ func runServe(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	mcfg := broker.Config{Auth: auth, Devices: cache, Logger: log, Meter: meter, AuthTimeout: cfg.AuthTimeout, Node: cfg.Node}
+	var claims *broker.Claimer // one connection per device across the hub's nodes
 	if shared != nil {
-		mcfg.Claims = shared
+		claims = broker.NewClaimer(shared, cfg.Node, log)
+		defer claims.Close()
 	}
-	head, err := broker.NewMQTT(mcfg)
+	head, err := broker.NewMQTT(broker.Config{Auth: auth, Devices: cache, Logger: log, Meter: meter,
+		AuthTimeout: cfg.AuthTimeout, Claims: claims, Node: cfg.Node})
 	if err != nil {
 		return err
 	}
 	// The AMQP head delivers into and from the MQTT head's topic space.
-	amqpHead, err := amqphead.New(amqphead.Config{Auth: auth, Devices: cache, Bus: head, HostNames: cfg.HostNames, Logger: log, Meter: meter})
+	amqpHead, err := amqphead.New(amqphead.Config{Auth: auth, Devices: cache, Bus: head, HostNames: cfg.HostNames,
+		Logger: log, Meter: meter, AuthTimeout: cfg.AuthTimeout, Claims: claims, Node: cfg.Node})
 	if err != nil {
 		return err
 	}
@@ -190,7 +193,7 @@ func runServe(ctx context.Context, args []string) error {
 		watchDone := make(chan struct{})
 		go func() {
 			defer close(watchDone)
-			_ = shared.Watch(watchCtx, &remoteEvents{f: follower, cache: cache, heads: []claimHandler{head}, log: log})
+			_ = shared.Watch(watchCtx, &remoteEvents{f: follower, cache: cache, heads: []claimHandler{head, amqpHead}, log: log})
 		}()
 		defer func() { stopWatch(); <-watchDone }()
 	}

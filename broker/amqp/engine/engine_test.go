@@ -477,7 +477,10 @@ func TestPeerClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Close(); err != nil {
+	// Over net.Pipe the client may still be writing when the server, having
+	// answered the close, closes the pipe: the client's own error then says
+	// "closed pipe". What this test asserts is the server's side.
+	if err := c.Close(); err != nil && !errors.Is(err, io.ErrClosedPipe) && !strings.Contains(err.Error(), "closed pipe") {
 		t.Fatal(err)
 	}
 	if err := <-h.closed; err != nil {
