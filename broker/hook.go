@@ -44,13 +44,13 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 			code = packets.ErrBadUsernameOrPassword // mochi maps it to v3 return code 5
 		}
 		reason := reasonOf(err)
-		m.metrics.connect(transport, methodOf(pk, cl), outcome, reason)
+		m.metrics.Connect(transport, methodOf(pk, cl), outcome, reason)
 		m.log.Info("connect refused", "client_id", cl.ID, "remote", cl.Net.Remote,
 			"transport", transport.String(), "reason", reason, "error", err)
 		_ = m.srv.SendConnack(cl, code, false, nil)
 		return code
 	}
-	m.metrics.connect(transport, s.method(), "accepted", "")
+	m.metrics.Connect(transport, s.method(), "accepted", "")
 	m.log.Debug("connect accepted", "client_id", cl.ID, "transport", transport.String(), "auth_method", s.method())
 	return nil
 }
@@ -116,7 +116,7 @@ func (m *MQTT) authenticate(cl *mqtt.Client, pk packets.Packet, transport authn.
 		DeviceID:         u.DeviceID,
 		ModuleID:         u.ModuleID,
 		Token:            password,
-		PeerCertificates: peerCertificates(cl.Net.Conn),
+		PeerCertificates: PeerCertificates(cl.Net.Conn),
 		Transport:        transport,
 	})
 	if err != nil {
@@ -168,7 +168,7 @@ func (m *MQTT) startExpiry(s *session, at time.Time) {
 	cl := s.cl
 	s.timer = time.AfterFunc(time.Until(at), func() {
 		m.log.Info("session closed", "client_id", cl.ID, "reason", "credential_expired")
-		m.metrics.evicted("credential_expired")
+		m.metrics.Evicted("credential_expired")
 		m.disconnect(cl, packets.ErrNotAuthorized)
 	})
 }

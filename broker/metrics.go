@@ -10,10 +10,12 @@ import (
 	"github.com/hubgate/hubgate/authn"
 )
 
-// connMetrics counts connect outcomes. Attribute sets are built once per
-// distinct outcome and reused, so counting allocates nothing on the hot path.
-// Labels are bounded: never a device id, never credential material.
-type connMetrics struct {
+// ConnMetrics counts one protocol head's connect outcomes. Both heads use the
+// same instruments with their own protocol label. Attribute sets are built
+// once per distinct outcome and reused, so counting allocates nothing on the
+// hot path. Labels are bounded: never a device id, never credential material.
+type ConnMetrics struct {
+	protocol string
 	connects metric.Int64Counter
 	evicts   metric.Int64Counter
 	tlsFails metric.Int64Counter
@@ -28,8 +30,9 @@ type connKey struct {
 	reason    string
 }
 
-func newConnMetrics(m metric.Meter) (*connMetrics, error) {
-	c := &connMetrics{}
+// NewConnMetrics creates (or finds) the instruments on m for protocol.
+func NewConnMetrics(m metric.Meter, protocol string) (*ConnMetrics, error) {
+	c := &ConnMetrics{protocol: protocol}
 	var err error
 	if c.connects, err = m.Int64Counter("hubgate.connects",
 		metric.WithDescription("Device and service connect attempts by protocol, transport, auth method, outcome and reason.")); err != nil {
@@ -46,12 +49,13 @@ func newConnMetrics(m metric.Meter) (*connMetrics, error) {
 	return c, nil
 }
 
-func (c *connMetrics) connect(t authn.Transport, method, outcome, reason string) {
+// Connect counts one decision; outcome is accepted, rejected or unavailable.
+func (c *ConnMetrics) Connect(t authn.Transport, method, outcome, reason string) {
 	k := connKey{t, method, outcome, reason}
 	v, ok := c.sets.Load(k)
 	if !ok {
 		v, _ = c.sets.LoadOrStore(k, metric.WithAttributeSet(attribute.NewSet(
-			attribute.String("protocol", "mqtt"),
+			attribute.String("protocol", c.protocol),
 			attribute.String("transport", t.String()),
 			attribute.String("auth_method", method),
 			attribute.String("outcome", outcome),
@@ -61,11 +65,14 @@ func (c *connMetrics) connect(t authn.Transport, method, outcome, reason string)
 	c.connects.Add(context.Background(), 1, v.(metric.AddOption))
 }
 
-func (c *connMetrics) evicted(reason string) {
+// Evicted counts a live session the hub closed.
+func (c *ConnMetrics) Evicted(reason string) {
 	c.evicts.Add(context.Background(), 1, metric.WithAttributes(
-		attribute.String("protocol", "mqtt"), attribute.String("reason", reason)))
+		attribute.String("protocol", c.protocol), attribute.String("reason", reason)))
 }
 
-func (c *connMetrics) tlsFailed(t authn.Transport) {
-	c.tlsFails.Add(context.Background(), 1, metric.WithAttributes(attribute.String("transport", t.String())))
+// TLSFailed counts a failed handshake.
+func (c *ConnMetrics) TLSFailed(t authn.Transport) {
+	c.tlsFails.Add(context.Background(), 1, metric.WithAttributes(
+		attribute.String("protocol", c.protocol), attribute.String("transport", t.String())))
 }

@@ -2,13 +2,10 @@ package broker
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -103,16 +100,13 @@ type MQTT struct {
 	cfg     Config
 	srv     *mqtt.Server
 	log     *slog.Logger
-	metrics *connMetrics
+	metrics *ConnMetrics
 	table   *sessionTable
 	claims  *Claimer // nil on a single node
 
 	subID atomic.Int64 // inline subscription identifiers
 
-	mu     sync.Mutex // guards closed and lns
-	closed bool
-	lns    []net.Listener
-	wg     sync.WaitGroup // accept loops
+	acceptor *Acceptor
 }
 
 // NewMQTT builds the MQTT head. Call Serve or Accept to give it connections.
@@ -139,9 +133,10 @@ func NewMQTT(cfg Config) (*MQTT, error) {
 	})
 	m := &MQTT{cfg: cfg, srv: srv, log: cfg.Logger, table: newSessionTable()}
 	var err error
-	if m.metrics, err = newConnMetrics(cfg.Meter); err != nil {
+	if m.metrics, err = NewConnMetrics(cfg.Meter, "mqtt"); err != nil {
 		return nil, err
 	}
+	m.acceptor = &Acceptor{Timeout: cfg.ConnectTimeout, Metrics: m.metrics, Log: cfg.Logger, Accept: m.Accept}
 	m.claims = cfg.Claims
 	if err := srv.AddHook(&hook{m: m}, nil); err != nil {
 		return nil, err
@@ -154,54 +149,7 @@ func NewMQTT(cfg Config) (*MQTT, error) {
 
 // Serve accepts TLS connections from ln until it is closed. ln must hand out
 // *tls.Conn (tls.NewListener) so the handshake runs under our deadline.
-func (m *MQTT) Serve(ln net.Listener) error {
-	m.mu.Lock()
-	if m.closed {
-		m.mu.Unlock()
-		return net.ErrClosed
-	}
-	m.lns = append(m.lns, ln)
-	m.wg.Add(1)
-	m.mu.Unlock()
-	defer m.wg.Done()
-	var delay time.Duration
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() { // EMFILE and friends: back off
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				time.Sleep(delay)
-				continue
-			}
-			if errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			return err
-		}
-		delay = 0
-		go m.handshake(c)
-	}
-}
-
-// handshake runs the TLS handshake under the connect deadline in a
-// goroutine of its own: the handshake's deep stack dies with it instead of
-// staying with the long-lived read loop of every idle device.
-func (m *MQTT) handshake(c net.Conn) {
-	_ = c.SetDeadline(time.Now().Add(m.cfg.ConnectTimeout))
-	if tc, ok := c.(*tls.Conn); ok {
-		ctx, cancel := context.WithTimeout(context.Background(), m.cfg.ConnectTimeout)
-		err := tc.HandshakeContext(ctx)
-		cancel()
-		if err != nil {
-			m.metrics.tlsFailed(authn.TransportTLS)
-			m.log.Debug("tls handshake failed", "remote", c.RemoteAddr().String(), "error", err)
-			_ = c.Close()
-			return
-		}
-	}
-	go m.Accept(c, authn.TransportTLS)
-}
+func (m *MQTT) Serve(ln net.Listener) error { return m.acceptor.Serve(ln) }
 
 // Accept runs one connection to its end; it returns when the client is gone.
 // TLS connections must have completed their handshake (Serve does that).
@@ -229,7 +177,7 @@ func (m *MQTT) Recheck(id string, d *registry.Device) {
 			reason = "credentials_revoked"
 		}
 		m.log.Info("session closed", "device_id", id, "reason", reason, "transport", s.transport.String())
-		m.metrics.evicted(reason)
+		m.metrics.Evicted(reason)
 		m.disconnect(s.cl, packets.ErrNotAuthorized)
 	}
 }
@@ -267,7 +215,7 @@ func (m *MQTT) SessionClaimed(deviceID, node string, at time.Time) {
 			continue
 		}
 		m.log.Info("session closed", "device_id", deviceID, "reason", "connected_elsewhere", "node", node)
-		m.metrics.evicted("connected_elsewhere")
+		m.metrics.Evicted("connected_elsewhere")
 		m.disconnect(s.cl, packets.ErrSessionTakenOver)
 	}
 }
@@ -282,13 +230,7 @@ func (m *MQTT) disconnect(cl *mqtt.Client, code packets.Code) {
 
 // Shutdown stops accepting, then disconnects every client.
 func (m *MQTT) Shutdown(ctx context.Context) error {
-	m.mu.Lock()
-	m.closed = true
-	for _, ln := range m.lns {
-		_ = ln.Close()
-	}
-	m.mu.Unlock()
-	m.wg.Wait()
+	m.acceptor.Close()
 	done := make(chan struct{})
 	go func() { _ = m.srv.Close(); close(done) }()
 	select {
@@ -297,14 +239,6 @@ func (m *MQTT) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-// peerCertificates returns the TLS client chain of c, leaf first.
-func peerCertificates(c net.Conn) []*x509.Certificate {
-	if s, ok := c.(interface{ ConnectionState() tls.ConnectionState }); ok {
-		return s.ConnectionState().PeerCertificates
-	}
-	return nil
 }
 
 func transportOf(cl *mqtt.Client) authn.Transport {

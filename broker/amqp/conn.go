@@ -56,19 +56,19 @@ func (c *conn) SASLInit(in *wire.SASLInit) uint8 {
 		return wire.SASLOK
 	case wire.MechExternal:
 		if len(c.certs) == 0 {
-			c.h.metrics.connect(c.transport, "x509", "rejected", "no_credential")
+			c.h.metrics.Connect(c.transport, "x509", "rejected", "no_credential")
 			return wire.SASLAuth
 		}
 		return wire.SASLOK
 	case wire.MechPlain:
 		_, user, pass, ok := wire.ParsePlain(in.InitialResponse)
 		if !ok {
-			c.h.metrics.connect(c.transport, "sas", "rejected", "malformed_username")
+			c.h.metrics.Connect(c.transport, "sas", "rejected", "malformed_username")
 			return wire.SASLAuth
 		}
 		return c.plain(user, pass)
 	}
-	c.h.metrics.connect(c.transport, "unknown", "rejected", "unsupported_mechanism")
+	c.h.metrics.Connect(c.transport, "unknown", "rejected", "unsupported_mechanism")
 	return wire.SASLAuth
 }
 
@@ -78,7 +78,7 @@ var errPlainUsername = errors.New("amqp: PLAIN username is not {id}@sas.{hub}, {
 func (c *conn) plain(user, token string) uint8 {
 	name, hub, ok := cutLast(user, "@sas.")
 	if !ok {
-		c.h.metrics.connect(c.transport, "sas", "rejected", "malformed_username")
+		c.h.metrics.Connect(c.transport, "sas", "rejected", "malformed_username")
 		c.h.log.Info("connect refused", "protocol", "amqp", "transport", c.transport.String(), "reason", "malformed_username", "error", errPlainUsername)
 		return wire.SASLAuth
 	}
@@ -93,7 +93,7 @@ func (c *conn) plain(user, token string) uint8 {
 		if err != nil {
 			return c.refuse("sas_policy", err)
 		}
-		c.h.metrics.connect(c.transport, "sas_policy", "accepted", "")
+		c.h.metrics.Connect(c.transport, "sas_policy", "accepted", "")
 		c.mu.Lock()
 		c.root, c.rootExp, c.hadGrant = token, expires, true
 		c.scheduleLocked()
@@ -123,7 +123,7 @@ func (c *conn) refuse(method string, err error) uint8 {
 		outcome, code = "unavailable", wire.SASLSysTemp
 	}
 	reason := broker.ReasonOf(err)
-	c.h.metrics.connect(c.transport, method, outcome, reason)
+	c.h.metrics.Connect(c.transport, method, outcome, reason)
 	c.h.log.Info("connect refused", "protocol", "amqp", "transport", c.transport.String(), "auth_method", method, "reason", reason, "error", err)
 	return code
 }
@@ -143,12 +143,12 @@ func (c *conn) authenticate(r authn.Request) (authn.Identity, error) {
 			outcome = "unavailable"
 		}
 		reason := broker.ReasonOf(err)
-		c.h.metrics.connect(c.transport, method, outcome, reason)
+		c.h.metrics.Connect(c.transport, method, outcome, reason)
 		c.h.log.Info("connect refused", "protocol", "amqp", "device_id", r.DeviceID, "transport", c.transport.String(),
 			"auth_method", method, "reason", reason, "error", err)
 		return id, err
 	}
-	c.h.metrics.connect(c.transport, id.Method.String(), "accepted", "")
+	c.h.metrics.Connect(c.transport, id.Method.String(), "accepted", "")
 	c.h.log.Debug("connect accepted", "protocol", "amqp", "device_id", id.DeviceID, "transport", c.transport.String(), "auth_method", id.Method.String())
 	return id, nil
 }
@@ -245,7 +245,7 @@ func (c *conn) expire() {
 	c.mu.Unlock()
 	for _, id := range ids {
 		c.h.log.Info("session closed", "protocol", "amqp", "device_id", id, "reason", "credential_expired")
-		c.h.metrics.evicted("credential_expired")
+		c.h.metrics.Evicted("credential_expired")
 		c.dropGrant(id, expiredErr)
 	}
 	if rootExpired {
@@ -253,7 +253,7 @@ func (c *conn) expire() {
 		empty := len(c.grants) == 0
 		c.mu.Unlock()
 		if empty {
-			c.h.metrics.evicted("credential_expired")
+			c.h.metrics.Evicted("credential_expired")
 			c.ec.Close(expiredErr)
 		}
 	}
@@ -272,7 +272,7 @@ func (c *conn) recheck(id string, d *registry.Device) {
 		reason = "credentials_revoked"
 	}
 	c.h.log.Info("session closed", "protocol", "amqp", "device_id", id, "reason", reason, "transport", c.transport.String())
-	c.h.metrics.evicted(reason)
+	c.h.metrics.Evicted(reason)
 	c.dropGrant(id, &wire.Error{Condition: wire.ErrUnauthorized, Description: "device no longer allowed"})
 }
 

@@ -2,7 +2,6 @@ package amqp
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -111,16 +110,15 @@ func (c *Config) validate() error {
 type Head struct {
 	cfg      Config
 	log      *slog.Logger
-	metrics  *metrics
+	metrics  *broker.ConnMetrics
+	acceptor *broker.Acceptor
 	hubNames []string // first DNS label of each host name, lower case
 	claims   *broker.Claimer
 
-	mu       sync.Mutex // guards closed, lns, conns, byDevice
+	mu       sync.Mutex // guards closed, conns, byDevice
 	closed   bool
-	lns      []net.Listener
 	conns    map[*conn]struct{}
 	byDevice map[string]map[*conn]struct{}
-	wg       sync.WaitGroup // accept loops
 	live     sync.WaitGroup // connections
 }
 
@@ -136,67 +134,21 @@ func New(cfg Config) (*Head, error) {
 		h.hubNames = append(h.hubNames, strings.ToLower(label))
 	}
 	var err error
-	if h.metrics, err = newMetrics(cfg.Meter); err != nil {
+	if h.metrics, err = broker.NewConnMetrics(cfg.Meter, "amqp"); err != nil {
 		return nil, err
 	}
+	h.acceptor = &broker.Acceptor{Timeout: cfg.ConnectTimeout, Metrics: h.metrics, Log: cfg.Logger, Accept: h.Accept}
 	return h, nil
 }
 
 // Serve accepts TLS connections from ln until it is closed. ln must hand out
 // *tls.Conn (tls.NewListener) so the handshake runs under our deadline.
-func (h *Head) Serve(ln net.Listener) error {
-	h.mu.Lock()
-	if h.closed {
-		h.mu.Unlock()
-		return net.ErrClosed
-	}
-	h.lns = append(h.lns, ln)
-	h.wg.Add(1)
-	h.mu.Unlock()
-	defer h.wg.Done()
-	var delay time.Duration
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() { // EMFILE and friends: back off
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				time.Sleep(delay)
-				continue
-			}
-			if errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			return err
-		}
-		delay = 0
-		go h.handshake(c)
-	}
-}
-
-// handshake runs the TLS handshake under the connect deadline in a
-// goroutine of its own, so its deep stack does not stay with the
-// long-lived connection goroutine (as broker.MQTT does).
-func (h *Head) handshake(c net.Conn) {
-	_ = c.SetDeadline(time.Now().Add(h.cfg.ConnectTimeout))
-	if tc, ok := c.(*tls.Conn); ok {
-		ctx, cancel := context.WithTimeout(context.Background(), h.cfg.ConnectTimeout)
-		err := tc.HandshakeContext(ctx)
-		cancel()
-		if err != nil {
-			h.metrics.tlsFailed(authn.TransportTLS)
-			h.log.Debug("tls handshake failed", "remote", c.RemoteAddr().String(), "error", err)
-			_ = c.Close()
-			return
-		}
-	}
-	go h.Accept(c, authn.TransportTLS)
-}
+func (h *Head) Serve(ln net.Listener) error { return h.acceptor.Serve(ln) }
 
 // Accept runs one connection to its end; it returns when the client is
 // gone. TLS connections must have completed their handshake.
 func (h *Head) Accept(nc net.Conn, transport authn.Transport) {
-	c := &conn{h: h, transport: transport, certs: peerCertificates(nc), grants: map[string]*grant{}}
+	c := &conn{h: h, transport: transport, certs: broker.PeerCertificates(nc), grants: map[string]*grant{}}
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
@@ -269,17 +221,14 @@ func (h *Head) Connected() int {
 // Shutdown stops accepting, closes every connection with
 // amqp:connection:forced and waits for them to end (or ctx).
 func (h *Head) Shutdown(ctx context.Context) error {
+	h.acceptor.Close()
 	h.mu.Lock()
 	h.closed = true
-	for _, ln := range h.lns {
-		_ = ln.Close()
-	}
 	var cs []*conn
 	for c := range h.conns {
 		cs = append(cs, c)
 	}
 	h.mu.Unlock()
-	h.wg.Wait()
 	for _, c := range cs {
 		c.ec.Close(&wire.Error{Condition: wire.ErrConnectionForced, Description: "hub shutting down"})
 	}

@@ -308,12 +308,12 @@ func (c *conn) decidePutToken(m *amqpmsg.Message) (int32, string) {
 	}
 	sas, err := authn.ParseSAS(token)
 	if err != nil {
-		c.h.metrics.connect(c.transport, "sas", "rejected", "malformed_token")
+		c.h.metrics.Connect(c.transport, "sas", "rejected", "malformed_token")
 		return 401, "malformed token"
 	}
 	_, path, err := sas.Audience()
 	if err != nil {
-		c.h.metrics.connect(c.transport, "sas", "rejected", "malformed_token")
+		c.h.metrics.Connect(c.transport, "sas", "rejected", "malformed_token")
 		return 401, "malformed token"
 	}
 	// Identity comes from the token's sr, as edgeHub does (reference §4.3).
@@ -324,7 +324,7 @@ func (c *conn) decidePutToken(m *amqpmsg.Message) (int32, string) {
 			return statusOf(err)
 		}
 		_ = policy
-		c.h.metrics.connect(c.transport, "sas_policy", "accepted", "")
+		c.h.metrics.Connect(c.transport, "sas_policy", "accepted", "")
 		c.mu.Lock()
 		c.root, c.rootExp, c.hadGrant = token, expires, true
 		c.scheduleLocked()
@@ -332,7 +332,7 @@ func (c *conn) decidePutToken(m *amqpmsg.Message) (int32, string) {
 		return 200, "OK"
 	}
 	if len(path) < 2 || !strings.EqualFold(path[0], "devices") {
-		c.h.metrics.connect(c.transport, "sas", "rejected", "wrong_audience")
+		c.h.metrics.Connect(c.transport, "sas", "rejected", "wrong_audience")
 		return 401, "token audience is not a device"
 	}
 	r := authn.Request{DeviceID: path[1], Token: token, Transport: c.transport}
@@ -343,7 +343,7 @@ func (c *conn) decidePutToken(m *amqpmsg.Message) (int32, string) {
 	plainDev := c.plainDev
 	c.mu.Unlock()
 	if plainDev != "" && plainDev != r.DeviceID {
-		c.h.metrics.connect(c.transport, "sas", "rejected", "identity_mismatch")
+		c.h.metrics.Connect(c.transport, "sas", "rejected", "identity_mismatch")
 		return 401, "this connection is for another device"
 	}
 	id, err := c.authenticate(r)
