@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -124,7 +125,15 @@ func isRefusal(err error) bool {
 
 // progress rewrites one stderr line twice a second: done, failed, rate, elapsed.
 func progress(w io.Writer, label string, total int, rec *Recorder, stop <-chan struct{}) {
-	t := time.NewTicker(500 * time.Millisecond)
+	// A terminal gets one line rewritten twice a second; a log gets a line
+	// every 2 s.
+	every, cr, nl := 2*time.Second, "", "\n"
+	if f, ok := w.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			every, cr, nl = 500*time.Millisecond, "\r", ""
+		}
+	}
+	t := time.NewTicker(every)
 	defer t.Stop()
 	start := time.Now()
 	lastN, last := 0, start
@@ -136,10 +145,11 @@ func progress(w io.Writer, label string, total int, rec *Recorder, stop <-chan s
 			rate = float64(ok+failed) / now.Sub(start).Seconds()
 		}
 		lastN, last = ok+failed, now
-		fmt.Fprintf(w, "\r%-24s %7d/%d ok  %6d failed  %8.0f/s  %6.1fs ", label, ok, total, failed, rate, now.Sub(start).Seconds())
+		end := nl
 		if final {
-			fmt.Fprintln(w)
+			end = "\n"
 		}
+		fmt.Fprintf(w, "%s%-24s %7d/%d ok  %6d failed  %8.0f/s  %6.1fs%s", cr, label, ok, total, failed, rate, now.Sub(start).Seconds(), end)
 	}
 	for {
 		select {
