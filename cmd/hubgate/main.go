@@ -29,6 +29,7 @@ commands:
   token --hostname HOST --device ID --key KEY [--ttl 1h]
   pki dev-certs --dir DIR --hostname H   development CA + server certificate
   bench hold --devices N                 idle-connection memory benchmark
+  dps serve|hub|enrollment|group|registration ...   the provisioning service (hubgate dps help)
   version
 
 Admin commands take --connection-string (HUBGATE_CONNECTION_STRING; default:
@@ -64,6 +65,8 @@ func run(ctx context.Context, args []string) error {
 		return runPKI(args[1:])
 	case "bench":
 		return runBench(ctx, args[1:])
+	case "dps":
+		return runDPS(ctx, args[1:])
 	case "version":
 		fmt.Println(version)
 		return nil

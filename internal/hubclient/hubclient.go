@@ -32,6 +32,7 @@ type Client struct {
 	keyName string
 	key     string
 	base    string
+	apiVer  string
 	http    *http.Client
 }
 
@@ -39,6 +40,10 @@ type Client struct {
 type Options struct {
 	Address string // HOST:PORT to dial; default HostName:443
 	CAFile  string // extra root to trust (PEM)
+	CAPEM   []byte // extra roots to trust, in memory (PEM)
+	// APIVersion replaces the hub API version in every request (a DPS
+	// service API speaks 2021-10-01).
+	APIVersion string
 }
 
 // ParseConnectionString splits "k=v;k=v" at the first '=' of each part.
@@ -64,6 +69,10 @@ func New(cs string, o Options) (*Client, error) {
 		addr = net.JoinHostPort(c.Host, "443")
 	}
 	c.base = "https://" + addr
+	c.apiVer = APIVersion
+	if o.APIVersion != "" {
+		c.apiVer = o.APIVersion
+	}
 	roots, err := x509.SystemCertPool()
 	if err != nil {
 		roots = x509.NewCertPool()
@@ -76,6 +85,9 @@ func New(cs string, o Options) (*Client, error) {
 		if !roots.AppendCertsFromPEM(pem) {
 			return nil, fmt.Errorf("ca file %s: no PEM certificate", o.CAFile)
 		}
+	}
+	if len(o.CAPEM) > 0 && !roots.AppendCertsFromPEM(o.CAPEM) {
+		return nil, errors.New("ca: no PEM certificate")
 	}
 	// Verify the hub by its name even when dialling an address.
 	c.http = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
@@ -105,7 +117,7 @@ func (c *Client) Do(ctx context.Context, method, path, ifMatch string, body, out
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path+"?api-version="+APIVersion, rd)
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path+"?api-version="+c.apiVer, rd)
 	if err != nil {
 		return err
 	}
