@@ -231,7 +231,11 @@ func (f *benchFlags) run(ctx context.Context) (err error) {
 		case "connect":
 			res, err = bench.Connect(ctx, t, cfg)
 		case "hold":
-			res, err = bench.Hold(ctx, t, cfg, f.linger)
+			linger := time.Duration(0)
+			if t.Name == "hubgate" { // the hub is the one to profile
+				linger = f.linger
+			}
+			res, err = bench.Hold(ctx, t, cfg, linger)
 		case "storm":
 			res, err = bench.Storm(ctx, t, cfg)
 		case "telemetry":
