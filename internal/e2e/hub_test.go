@@ -33,6 +33,7 @@ type hub struct {
 	ConnStr string // iothubowner service connection string
 
 	extra   []string // more `serve` flags
+	dps     bool     // run `hubgate dps serve` instead (see dps_test.go)
 	logFile string
 	cmd     *exec.Cmd
 	done    chan struct{} // closed when cmd has exited
@@ -98,8 +99,11 @@ func (h *hub) start(t testing.TB) {
 		"--https-addr", h.addr(443),
 		"--metrics-addr", h.addr(9090),
 	}
-	if serveFlags.amqpAddr {
+	if serveFlags.amqpAddr && !h.dps {
 		args = append(args, "--amqp-addr", h.addr(5671))
+	}
+	if h.dps {
+		args = append([]string{"dps"}, args...)
 	}
 	args = append(args, h.extra...)
 	logf, err := os.OpenFile(h.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
