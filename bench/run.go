@@ -30,6 +30,8 @@ type Phase struct {
 	Conns   []io.Closer
 	Rec     *Recorder
 	Elapsed time.Duration
+	// CloseFunc, when set, closes connections held elsewhere (worker processes).
+	CloseFunc func()
 }
 
 // Connected counts the open connections.
@@ -45,6 +47,10 @@ func (p *Phase) Connected() int {
 
 // Close closes every connection, concurrently, and waits.
 func (p *Phase) Close() {
+	if p.CloseFunc != nil {
+		p.CloseFunc()
+		p.CloseFunc = nil
+	}
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 256)
 	for i, c := range p.Conns {

@@ -82,6 +82,20 @@ func (r *Recorder) Record(began time.Time, err error) {
 	r.mu.Unlock()
 }
 
+// Add records a sample taken elsewhere (a worker process) with its
+// failure reason and error text.
+func (r *Recorder) Add(s Sample, reason, errText string) {
+	r.mu.Lock()
+	r.samples = append(r.samples, s)
+	if s.Failed {
+		r.reasons[reason]++
+		if r.firstErr == "" {
+			r.firstErr = errText
+		}
+	}
+	r.mu.Unlock()
+}
+
 // Counts returns how many attempts succeeded and failed so far.
 func (r *Recorder) Counts() (ok, failed int) {
 	r.mu.Lock()

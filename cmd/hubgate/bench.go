@@ -175,6 +175,7 @@ type benchEnv struct {
 	devices []bench.Cred
 	procs   []*exec.Cmd // spawned servers, stopped by cleanup
 	tlsDesc string
+	jobFile string // --procs job (device credentials), removed by cleanup
 }
 
 func (f *benchFlags) run(ctx context.Context) (err error) {
@@ -210,11 +211,11 @@ func (f *benchFlags) run(ctx context.Context) (err error) {
 		SourceIPs: bench.SourceAddrs(sources), Warm: f.warm, Progress: os.Stderr,
 	}
 	if f.procs > 1 {
-		w, err := startWorkers(ctx, f.procs, env.devices, cfg.SourceIPs)
+		w, err := startWorkers(env, f, cfg.SourceIPs)
 		if err != nil {
 			return err
 		}
-		defer w.close()
+		defer w.Close()
 		cfg.External = w
 	}
 	rep := &bench.Report{
@@ -368,6 +369,9 @@ func (e *benchEnv) cleanup() {
 			_ = p.Process.Kill()
 			<-done
 		}
+	}
+	if e.jobFile != "" {
+		_ = os.Remove(e.jobFile)
 	}
 	if e.dir != "" {
 		_ = os.RemoveAll(e.dir)
@@ -680,19 +684,51 @@ func deleteBenchDevices(hc *hubclient.Client, creds []bench.Cred) {
 	_ = hc.Do(ctx, http.MethodDelete, "/certificates/"+url.PathEscape("hubgate-bench"), "*", nil, nil)
 }
 
-// workers is the client load split over processes (`--procs`).
-type workers struct{}
-
-func startWorkers(ctx context.Context, n int, devices []bench.Cred, sources []string) (*workers, error) {
-	return nil, errors.New("bench: --procs is not implemented yet")
+// startWorkers writes the job (devices with their credentials) to a
+// private file and starts n `hubgate bench worker` processes on it.
+func startWorkers(e *benchEnv, f *benchFlags, sources []string) (*bench.Workers, error) {
+	caFile := f.caFile
+	if e.dir != "" {
+		caFile = filepath.Join(e.dir, "dev-ca.pem")
+	}
+	job := bench.WorkerJob{Devices: e.devices, SourceIPs: sources, CAFile: caFile, ServerName: e.host}
+	jf, err := os.CreateTemp(e.dir, "bench-job-*.json") // 0600: it holds device keys and tokens
+	if err != nil {
+		return nil, err
+	}
+	e.jobFile = jf.Name()
+	if err := json.NewEncoder(jf).Encode(job); err != nil {
+		jf.Close()
+		return nil, err
+	}
+	if err := jf.Close(); err != nil {
+		return nil, err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	return bench.StartWorkers(exe, []string{"bench", "worker", "--job", jf.Name()}, f.procs, len(e.devices))
 }
 
-func (w *workers) close() {}
-
-func (w *workers) Connect(ctx context.Context, t bench.Target, cfg bench.PhaseConfig) (*bench.Phase, error) {
-	return nil, errors.New("unimplemented")
-}
-
+// runBenchWorker is the hidden `hubgate bench worker`: one client process
+// of a --procs run, driven over stdin and stdout.
 func runBenchWorker(ctx context.Context, args []string) error {
-	return errors.New("unimplemented")
+	fs := flag.NewFlagSet("bench worker", flag.ContinueOnError)
+	jobFile := fs.String("job", "", "job file")
+	index := fs.Int("index", 0, "this worker's index")
+	procs := fs.Int("procs", 1, "number of workers")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	b, err := os.ReadFile(*jobFile)
+	if err != nil {
+		return err
+	}
+	var job bench.WorkerJob
+	if err := json.Unmarshal(b, &job); err != nil {
+		return err
+	}
+	bench.RaiseFileLimit()
+	return bench.ServeWorker(ctx, job, *index, *procs, os.Stdin, os.Stdout)
 }
