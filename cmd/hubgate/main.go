@@ -1,12 +1,6 @@
 // Command hubgate is the IoT-Hub-compatible device gateway: `hubgate serve`
 // runs a hub; the other commands administer one over its REST API or mint
 // credentials offline. Only this package reads flags, env and files.
-
-// Every idle device costs two goroutines (mochi's read and write loops). With
-// adaptive initial stacks, the deep TLS handshakes raise the starting size of
-// every new goroutine; fixed 2 KiB starts measured 47.7 → 45.4 KiB per idle
-// MQTT/TLS connection at 5,000 (bench hold).
-//go:debug adaptivestackstart=0
 package main
 
 import (
