@@ -277,7 +277,7 @@ func (s *Service) place(ctx context.Context, rec *registrationRecord, deviceID s
 	var oldDev *registry.Device
 	if moved {
 		if h, ok := hubByHost(hubs, prevHost); ok {
-			if old, cleanupErr = s.cfg.Dial(h); cleanupErr == nil && migrate {
+			if old, cleanupErr = s.dial(h); cleanupErr == nil && migrate {
 				// "Device data" the hub holds: status and capabilities
 				// (there is no twin to carry yet).
 				if d, err := old.Device(ctx, rec.State.DeviceID); err == nil {
@@ -288,7 +288,7 @@ func (s *Service) place(ctx context.Context, rec *registrationRecord, deviceID s
 			cleanupErr = fmt.Errorf("hub %s is no longer linked", prevHost)
 		}
 	}
-	hub, err := s.cfg.Dial(target)
+	hub, err := s.dial(target)
 	if err != nil {
 		return "", nil, err
 	}
@@ -569,7 +569,7 @@ func (s *Service) cascade(ctx context.Context, regID string, c Cascade) error {
 	if !ok {
 		return fmt.Errorf("%w: hub %s is no longer linked", ErrHubUnavailable, rec.State.AssignedHub)
 	}
-	hub, err := s.cfg.Dial(h)
+	hub, err := s.dial(h)
 	if err != nil {
 		return err
 	}

@@ -92,6 +92,29 @@ type Service struct {
 	ops  map[string]*operation
 
 	wg sync.WaitGroup // running assignments
+
+	dialMu sync.Mutex             // guards dialed
+	dialed map[string]HubRegistry // by link etag: one client (and connection pool) per link version
+}
+
+// dial returns the registry client of a linked hub, reusing the client of
+// the same link version so connections to the hub are pooled.
+func (s *Service) dial(h LinkedHub) (HubRegistry, error) {
+	s.dialMu.Lock()
+	defer s.dialMu.Unlock()
+	key := h.Name + "\x00" + h.Etag
+	if c, ok := s.dialed[key]; ok {
+		return c, nil
+	}
+	c, err := s.cfg.Dial(h)
+	if err != nil {
+		return nil, err
+	}
+	if s.dialed == nil || len(s.dialed) > 256 {
+		s.dialed = map[string]HubRegistry{}
+	}
+	s.dialed[key] = c
+	return c, nil
 }
 
 // operation is one registration in progress or done.

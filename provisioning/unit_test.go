@@ -6,6 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/http"
+	"net/http/httptest"
+	"os/exec"
+	"strings"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -392,4 +396,57 @@ func FuzzEnrollmentJSON(f *testing.F) {
 			t.Fatalf("round trip: %v", err)
 		}
 	})
+}
+
+// TestCustomAllocation: a real webhook over HTTP picks the hub; an answer
+// naming a hub outside the enrollment fails the registration.
+func TestCustomAllocation(t *testing.T) {
+	env := newTestEnv(t, "a", "b")
+	var got customRequest
+	pick := "b.example"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		json.NewDecoder(r.Body).Decode(&got)
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"iotHubHostName":%q,"payload":{"hello":"device"}}`, pick)
+	}))
+	defer srv.Close()
+	e := IndividualEnrollment{RegistrationID: "cust1", Enrollment: Enrollment{
+		Attestation:                AttestationMechanism{Type: AttestationSymmetricKey, SymmetricKey: &SymmetricKeyAttestation{PrimaryKey: key1}},
+		AllocationPolicy:           AllocationCustom,
+		CustomAllocationDefinition: &CustomAllocationDefinition{WebhookURL: srv.URL, APIVersion: "2021-10-01"}}}
+	if _, _, _, err := env.svc.PutIndividual(t.Context(), e, ""); err != nil {
+		t.Fatal(err)
+	}
+	st, err := env.register(t, "cust1", key1)
+	if err != nil || st.RegistrationState.AssignedHub != "b.example" {
+		t.Fatalf("%+v %v", st.RegistrationState, err)
+	}
+	if got.DeviceRuntimeContext.RegistrationID != "cust1" || len(got.LinkedHubs) != 2 ||
+		got.IndividualEnrollment == nil || got.IndividualEnrollment.Attestation.SymmetricKey.PrimaryKey != "" {
+		t.Fatalf("webhook request: %+v (keys must be redacted)", got)
+	}
+	if b, _ := json.Marshal(st.RegistrationState.Payload); string(b) != `{"hello":"device"}` {
+		t.Fatalf("payload not echoed: %s", b)
+	}
+	pick = "elsewhere.example"
+	st, _ = env.register(t, "cust1", key1)
+	if st.Status != RegFailed || st.RegistrationState.ErrorCode != codeNoHub {
+		t.Fatalf("a webhook choosing an unlinked hub must fail the registration: %+v", st.RegistrationState)
+	}
+}
+
+// TestDeps: the service stays a library of its own: no protocol head of the
+// hub, no Redis client, no AMQP (STYLE rule 2).
+func TestDeps(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"github.com/hubgate/hubgate/broker", "github.com/redis/go-redis", "github.com/Azure/go-amqp"} {
+		for _, dep := range strings.Split(string(out), "\n") {
+			if strings.HasPrefix(dep, bad) {
+				t.Errorf("provisioning imports %s", dep)
+			}
+		}
+	}
 }
