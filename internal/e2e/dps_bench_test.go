@@ -139,8 +139,8 @@ func (e *dpsEnv) registerMQTT(ctx context.Context, conf *tls.Config, regID, grou
 		payload []byte
 	}
 	ch := make(chan resp, 4)
-	o := paho.NewClientOptions().AddBroker("tls://"+e.dps.addr(8883)).SetClientID(regID).
-		SetUsername(e.idScope+"/registrations/"+regID+"/api-version=2019-03-31&ClientVersion=bench").
+	o := paho.NewClientOptions().AddBroker("tls://" + e.dps.addr(8883)).SetClientID(regID).
+		SetUsername(e.idScope + "/registrations/" + regID + "/api-version=2019-03-31&ClientVersion=bench").
 		SetPassword(e.regToken(regID, groupKey)).SetTLSConfig(conf).SetCleanSession(true).
 		SetAutoReconnect(false).SetConnectTimeout(30 * time.Second)
 	cl := paho.NewClient(o)
