@@ -25,6 +25,14 @@
 // leaves hub identities alone (DESIGN rule 5) unless the caller asks for a
 // cascade.
 //
+// Not supported (yet): AMQP registration (§6.2), TPM attestation,
+// caReferences (put the CA in signingCertificates instead), a Redis store
+// (one service node: operations live in memory), applying initialTwin tags
+// and desired properties to the hub identity (hubgate's hub has no twins;
+// the initial twin is stored and passed to custom webhooks only), and the
+// query language of the query endpoints (they list everything). "Migrating
+// device data" carries the old identity's status and capabilities.
+//
 // Imports: authn (SAS parsing), registry (device types), internal/hubclient
 // (hub REST), mochi-mqtt. It never listens: cmd/hubgate builds listeners and
 // hands them to MQTT.Serve and the HTTP handler.
