@@ -3,8 +3,8 @@
 // symmetric-key and X.509 attestation), attestation of devices, allocation
 // to linked hubs (hashed, static, custom webhook), creation of the device
 // identity in the chosen hub through that hub's registry REST API, and the
-// registration protocol over MQTT (mochi-mqtt, also over WebSockets) and
-// HTTPS (reference §6.1, §6.3, §6.4), plus the service REST API the
+// registration protocol over MQTT (mochi-mqtt, also over WebSockets),
+// AMQP (package amqphead) and HTTPS (reference §6.1, §6.3, §6.4), plus the service REST API the
 // azure-iot-provisioning-service client speaks (api-version 2021-10-01,
 // reference §7.6).
 //
@@ -25,7 +25,9 @@
 // leaves hub identities alone (DESIGN rule 5) unless the caller asks for a
 // cascade.
 //
-// Not supported (yet): AMQP registration (§6.2), TPM attestation,
+// AMQP registration (§6.2) is package amqphead, on the hub's AMQP engine.
+//
+// Not supported (yet): TPM attestation,
 // caReferences (put the CA in signingCertificates instead), a Redis store
 // (one service node: operations live in memory), applying initialTwin tags
 // and desired properties to the hub identity (hubgate's hub has no twins;

@@ -601,3 +601,19 @@ func (s *Service) cascade(ctx context.Context, regID string, c Cascade) error {
 	s.log.Info("enrollment revoked with cascade", "registration_id", regID, "hub", h.HostName, "cascade", string(c))
 	return s.putRecord(ctx, rec)
 }
+
+// Attest checks a device's credential without registering it (the AMQP
+// and MQTT heads decide a connection with it). ErrDisabled means the
+// credential is good but its enrollment refuses registrations.
+func (s *Service) Attest(ctx context.Context, c Credential) error {
+	_, err := s.attest(ctx, c)
+	return err
+}
+
+// RefusalBody is the device's answer to a refused registration: an
+// HTTP-like status and a ProvisioningServiceErrorDetails JSON body. The
+// reason is logged, not told.
+func (s *Service) RefusalBody(regID, transport string, err error) (int, []byte) {
+	status, _, body := registerError(s.log, regID, transport, err)
+	return status, body
+}

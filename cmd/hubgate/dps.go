@@ -25,12 +25,13 @@ import (
 	"github.com/hubgate/hubgate/broker"
 	"github.com/hubgate/hubgate/internal/hubclient"
 	"github.com/hubgate/hubgate/provisioning"
+	"github.com/hubgate/hubgate/provisioning/amqphead"
 )
 
 const dpsUsage = `usage: hubgate dps <command> [flags]
 
 commands:
-  serve [--id-scope S] [--hostname H] [--mqtt-addr A] [--https-addr A] [--metrics-addr A] [--data-dir D]
+  serve [--id-scope S] [--hostname H] [--mqtt-addr A] [--amqp-addr A] [--https-addr A] [--metrics-addr A] [--data-dir D]
   hub link NAME --hub-connection-string CS [--allocation-weight N] [--hub-address HOST:PORT] [--hub-ca-file F]
   hub list | hub unlink NAME
   enrollment create ID [--attestation symmetricKey|x509] [--primary-key K --secondary-key K | --cert F [--secondary-cert F]]
@@ -88,7 +89,8 @@ func parseDPSServe(args []string) (dpsServeConfig, error) {
 	fs.StringVar(&c.DataDir, "data-dir", "./data-dps", "directory for the enrollment store, certificates and the connection string")
 	fs.Var(hosts, "hostname", "the service's host names (repeatable or comma-separated); the first is its name")
 	fs.StringVar(&c.MQTTAddr, "mqtt-addr", ":8883", "MQTT over TLS listen address")
-	fs.StringVar(&c.HTTPSAddr, "https-addr", ":443", "HTTPS listen address: registration, service API and /$iothub/websocket")
+	fs.StringVar(&c.AMQPAddr, "amqp-addr", ":5671", "AMQP 1.0 over TLS listen address")
+	fs.StringVar(&c.HTTPSAddr, "https-addr", ":443", "HTTPS listen address: registration, service API and /$iothub/websocket (MQTT and AMQP)")
 	// 9091: a hub on the same machine has 9090.
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", "127.0.0.1:9091", "plain-HTTP address for /metrics, /healthz, /readyz")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "server certificate (PEM); default: a generated development certificate")
@@ -158,6 +160,11 @@ func runDPSServe(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("mqtt listener: %w", err)
 	}
+	amqpHead := amqphead.New(svc, log)
+	amqpLn, err := net.Listen("tcp", cfg.AMQPAddr)
+	if err != nil {
+		return fmt.Errorf("amqp listener: %w", err)
+	}
 	httpsLn, err := net.Listen("tcp", cfg.HTTPSAddr)
 	if err != nil {
 		return fmt.Errorf("https listener: %w", err)
@@ -167,7 +174,7 @@ func runDPSServe(ctx context.Context, args []string) error {
 		return fmt.Errorf("metrics listener: %w", err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle(broker.WebSocketPath, broker.NewWebSocket(log, map[string]broker.ConnAcceptor{"mqtt": head}))
+	mux.Handle(broker.WebSocketPath, broker.NewWebSocket(log, map[string]broker.ConnAcceptor{"mqtt": head, "AMQPWSB10": amqpHead}))
 	mux.Handle("/", provisioning.NewHTTP(svc, cfg.HostNames, log))
 	httpsSrv := &http.Server{Handler: mux, TLSConfig: tlsConf, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
@@ -176,13 +183,14 @@ func runDPSServe(ctx context.Context, args []string) error {
 	var ready atomic.Bool
 	metricsSrv := &http.Server{Handler: opsMux(promReg, &ready, nil), ReadHeaderTimeout: 5 * time.Second}
 
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	go func() { errc <- head.Serve(tls.NewListener(mqttLn, tlsConf)) }()
+	go func() { errc <- amqpHead.Serve(tls.NewListener(amqpLn, tlsConf)) }()
 	go func() { errc <- ignoreClosed(httpsSrv.Serve(tls.NewListener(httpsLn, tlsConf))) }()
 	go func() { errc <- ignoreClosed(metricsSrv.Serve(metricsLn)) }()
 	ready.Store(true)
 	log.Info("hubgate dps serving", "hostnames", cfg.HostNames, "id_scope", svc.IDScope(),
-		"mqtt_addr", mqttLn.Addr().String(), "https_addr", httpsLn.Addr().String(), "metrics_addr", metricsLn.Addr().String())
+		"mqtt_addr", mqttLn.Addr().String(), "amqp_addr", amqpLn.Addr().String(), "https_addr", httpsLn.Addr().String(), "metrics_addr", metricsLn.Addr().String())
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
@@ -193,6 +201,7 @@ func runDPSServe(ctx context.Context, args []string) error {
 	defer cancel()
 	_ = httpsSrv.Shutdown(sctx)
 	_ = head.Shutdown(sctx)
+	_ = amqpHead.Shutdown(sctx)
 	_ = metricsSrv.Shutdown(sctx)
 	return err
 }

@@ -35,8 +35,8 @@
 //   - The provisioning service (`hubgate dps serve`) with two hubs, "test"
 //     and "prod": the seed workflow (a device provisions to test and
 //     connects; the operator moves it to prod; test refuses it; the SDK
-//     re-provisions and connects to prod), registration over MQTT, MQTT over
-//     WebSockets and HTTPS with azure-iot-provisioning-device for individual
+//     re-provisions and connects to prod), registration over MQTT, AMQP, both over
+//     WebSockets, and HTTPS with azure-iot-provisioning-device for individual
 //     and group symmetric keys, individual X.509 and an X.509 CA group,
 //     disabled enrollments, revocation with and without cascade, and the
 //     azure-iot-provisioning-service client's CRUD with etags (TestDPS,

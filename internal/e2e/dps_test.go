@@ -291,7 +291,7 @@ func TestDPS(t *testing.T) {
 		t.Logf("operator move → device connected to prod: %v", time.UnixMilli(full.ConnectedAgainAt).Sub(moved))
 	})
 
-	for _, tr := range []string{"mqtt", "mqttws", "http"} {
+	for _, tr := range []string{"mqtt", "mqttws", "amqp", "amqpws", "http"} {
 		t.Run("ok/individual-symmetric-key/"+tr, func(t *testing.T) {
 			t.Parallel()
 			id := "ind-sym-" + tr
@@ -320,7 +320,7 @@ func TestDPS(t *testing.T) {
 		t.Parallel()
 		gk := key(t)
 		e.cli(t, nil, "group", "create", "grp-sym", "--primary-key", gk)
-		for _, tr := range []string{"mqtt", "http"} {
+		for _, tr := range []string{"mqtt", "amqp", "http"} {
 			id := "grp-dev-" + tr
 			dk := provisioning.DeriveDeviceKey(gk, id)
 			r := e.provision(t, tr, id, "--key", dk, "--connect", "mqtt")
@@ -366,7 +366,7 @@ func TestDPS(t *testing.T) {
 		}
 		cf, kf := write("x509-ind", self)
 		e.cli(t, nil, "enrollment", "create", "x509-ind", "--attestation", "x509", "--cert", cf, "--iot-hubs", "test")
-		for _, tr := range []string{"http", "mqtt"} {
+		for _, tr := range []string{"http", "mqtt", "amqp"} {
 			wantProvisioned(t, e.provision(t, tr, "x509-ind", "--cert", cf, "--cert-key", kf, "--connect", "mqtt"), e.test, "x509-ind", 1)
 		}
 		wantSelfSigned(t, e.test, "x509-ind", pki.SHA256Thumbprint(self.Cert.Raw))
@@ -398,10 +398,14 @@ func TestDPS(t *testing.T) {
 		t.Parallel()
 		k := key(t)
 		e.cli(t, nil, "enrollment", "create", "disabled-dev", "--primary-key", k, "--disabled")
-		for _, tr := range []string{"mqtt", "http"} {
+		for _, tr := range []string{"mqtt", "amqp", "http"} {
 			r := e.provision(t, tr, "disabled-dev", "--key", k)
-			if r.OK || r.Error != "UnauthorizedError" || r.Stage != "register" {
-				t.Fatalf("%s: want UnauthorizedError at register, got %s", tr, r)
+			want := "UnauthorizedError" // a 401 answer (MQTT, HTTPS)
+			if tr == "amqp" {
+				want = "ProvisioningRegistrationFailedError" // status "failed" (see provisioning/amqphead)
+			}
+			if r.OK || r.Error != want || r.Stage != "register" {
+				t.Fatalf("%s: want %s at register, got %s", tr, want, r)
 			}
 		}
 	})

@@ -99,7 +99,7 @@ func (h *hub) start(t testing.TB) {
 		"--https-addr", h.addr(443),
 		"--metrics-addr", h.addr(9090),
 	}
-	if serveFlags.amqpAddr && !h.dps {
+	if serveFlags.amqpAddr || h.dps {
 		args = append(args, "--amqp-addr", h.addr(5671))
 	}
 	if h.dps {

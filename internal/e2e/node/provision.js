@@ -1,7 +1,7 @@
 // provision.js: one device provisioned by the official azure-iot-provisioning-device
 // SDK, then (optionally) connected to its assigned hub with azure-iot-device.
 //
-//   node -r ./hosts.js provision.js --transport mqtt|mqttws|http --dps-host H --id-scope S
+//   node -r ./hosts.js provision.js --transport mqtt|mqttws|amqp|amqpws|http --dps-host H --id-scope S
 //        --registration-id R (--key K | --cert F --cert-key F) [--connect mqtt|mqttws] [--send N]
 //        [--follow --ready-file F]   (seed workflow: stay connected; when the hub drops the
 //                                     device, show the old hub refuses it, re-provision, connect)
@@ -18,6 +18,7 @@ const fs = require('fs');
 const { ProvisioningDeviceClient } = require('azure-iot-provisioning-device');
 const provMqtt = require('azure-iot-provisioning-device-mqtt');
 const { Http: ProvHttp } = require('azure-iot-provisioning-device-http');
+const provAmqp = require('azure-iot-provisioning-device-amqp');
 const { SymmetricKeySecurityClient } = require('azure-iot-security-symmetric-key');
 const { X509Security } = require('azure-iot-security-x509');
 const { Client, Message } = require('azure-iot-device');
@@ -34,6 +35,8 @@ function provTransport() {
     case 'mqtt': return new provMqtt.Mqtt();
     case 'mqttws': return new provMqtt.MqttWs();
     case 'http': return new ProvHttp();
+    case 'amqp': return new provAmqp.Amqp();
+    case 'amqpws': return new provAmqp.AmqpWs();
   }
   throw new Error(`unknown --transport ${flags.transport}`);
 }
