@@ -27,9 +27,13 @@
 //
 // AMQP registration (§6.2) is package amqphead, on the hub's AMQP engine.
 //
+// Several nodes can share one Redis (package redisstore): enrollments, hubs
+// and registration records are shared; a poll for an operation another
+// node runs is answered from the registration record ("assigning" until
+// the record names it).
+//
 // Not supported (yet): TPM attestation,
-// caReferences (put the CA in signingCertificates instead), a Redis store
-// (one service node: operations live in memory), applying initialTwin tags
+// caReferences (put the CA in signingCertificates instead), applying initialTwin tags
 // and desired properties to the hub identity (hubgate's hub has no twins;
 // the initial twin is stored and passed to custom webhooks only), and the
 // query language of the query endpoints (they list everything). "Migrating

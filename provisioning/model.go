@@ -189,6 +189,9 @@ type registrationRecord struct {
 	// HubAuth is the credential the hub identity got, so an operator's move
 	// can recreate it without the device.
 	HubAuth registry.Authentication `json:"hubAuth"`
+	// OperationID is the registration operation that wrote this record, so
+	// any node sharing the store can answer a poll for it.
+	OperationID string `json:"operationId,omitempty"`
 }
 
 // LinkedHub is a hub the service assigns devices to. ConnectionString is a

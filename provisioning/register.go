@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -38,7 +39,7 @@ func (s *Service) Register(ctx context.Context, c Credential, payload json.RawMe
 		return OperationStatus{}, err
 	}
 	op := &operation{
-		id:      "5." + randomHex(8) + "." + uuid(),
+		id:      "5." + strconv.FormatInt(s.now().Unix(), 16) + "." + uuid(),
 		regID:   strings.ToLower(c.RegistrationID),
 		created: s.now(),
 		done:    make(chan struct{}),
@@ -56,7 +57,7 @@ func (s *Service) Register(ctx context.Context, c Credential, payload json.RawMe
 		defer s.wg.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.AssignTimeout)
 		defer cancel()
-		op.state = s.assign(ctx, att, payload)
+		op.state = s.assign(ctx, att, payload, op.id)
 		close(op.done)
 	}()
 	return OperationStatus{OperationID: op.id, Status: RegAssigning}, nil
@@ -69,7 +70,10 @@ func (s *Service) Operation(ctx context.Context, regID, opID string, wait time.D
 	s.opMu.Lock()
 	op, ok := s.ops[opID]
 	s.opMu.Unlock()
-	if !ok || op.regID != strings.ToLower(regID) {
+	if !ok {
+		return s.storedOperation(ctx, regID, opID)
+	}
+	if op.regID != strings.ToLower(regID) {
 		return OperationStatus{}, fmt.Errorf("%w: operation %q", ErrNotFound, opID)
 	}
 	t := time.NewTimer(wait)
@@ -82,6 +86,31 @@ func (s *Service) Operation(ctx context.Context, regID, opID string, wait time.D
 	case <-ctx.Done():
 	}
 	return OperationStatus{OperationID: op.id, Status: RegAssigning}, nil
+}
+
+// storedOperation answers a poll for an operation this node does not run
+// (another node of a shared store took the register request, or this node
+// restarted): the registration record names the operation that wrote it;
+// an operation younger than an assignment can take is still "assigning";
+// anything else is unknown.
+func (s *Service) storedOperation(ctx context.Context, regID, opID string) (OperationStatus, error) {
+	rec, err := s.record(ctx, regID)
+	if err == nil && rec.OperationID == opID {
+		st := rec.State
+		return OperationStatus{OperationID: opID, Status: st.Status, RegistrationState: &st}, nil
+	}
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return OperationStatus{}, err
+	}
+	parts := strings.Split(opID, ".")
+	if len(parts) == 3 && parts[0] == "5" {
+		if sec, perr := strconv.ParseInt(parts[1], 16, 64); perr == nil {
+			if age := s.now().Sub(time.Unix(sec, 0)); age >= -time.Minute && age < s.cfg.AssignTimeout+5*time.Second {
+				return OperationStatus{OperationID: opID, Status: RegAssigning}, nil
+			}
+		}
+	}
+	return OperationStatus{}, fmt.Errorf("%w: operation %q", ErrNotFound, opID)
 }
 
 // RetryAfter is the poll interval the edges announce.
@@ -180,7 +209,7 @@ func redactAttestation(a AttestationMechanism) AttestationMechanism {
 // assign runs one registration to its final state: allocate, create or
 // update the identity in the chosen hub, remove it from the hub it leaves,
 // record the outcome.
-func (s *Service) assign(ctx context.Context, att *attestation, payload json.RawMessage) DeviceRegistrationState {
+func (s *Service) assign(ctx context.Context, att *attestation, payload json.RawMessage, opID string) DeviceRegistrationState {
 	l := s.regLock(att.regID)
 	l.Lock()
 	defer l.Unlock()
@@ -194,6 +223,7 @@ func (s *Service) assign(ctx context.Context, att *attestation, payload json.Raw
 		rec = registrationRecord{State: DeviceRegistrationState{RegistrationID: att.regID, CreatedDateTimeUTC: now}}
 	}
 	rec.EnrollmentGroupID = att.groupID()
+	rec.OperationID = opID
 	e := att.enrollment()
 	hubs, err := s.Hubs(ctx)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -448,5 +449,37 @@ func TestDeps(t *testing.T) {
 				t.Errorf("provisioning imports %s", dep)
 			}
 		}
+	}
+}
+
+// TestOperationOnAnotherNode: two services sharing a store; a poll reaching
+// the node that did not take the register request is answered from the
+// registration record.
+func TestOperationOnAnotherNode(t *testing.T) {
+	env := newTestEnv(t, "a")
+	ctx := t.Context()
+	other, err := New(ctx, Config{Store: env.svc.cfg.Store, Dial: env.svc.cfg.Dial})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := IndividualEnrollment{RegistrationID: "multi", Enrollment: Enrollment{
+		Attestation: AttestationMechanism{Type: AttestationSymmetricKey, SymmetricKey: &SymmetricKeyAttestation{PrimaryKey: key1}}}}
+	if _, _, _, err := env.svc.PutIndividual(ctx, e, ""); err != nil {
+		t.Fatal(err)
+	}
+	st, err := env.register(t, "multi", key1) // waits for the assignment on node 1
+	if err != nil || st.Status != RegAssigned {
+		t.Fatalf("%+v %v", st, err)
+	}
+	got, err := other.Operation(ctx, "multi", st.OperationID, 0)
+	if err != nil || got.Status != RegAssigned || got.RegistrationState.AssignedHub != "a.example" {
+		t.Fatalf("poll on the other node: %+v %v", got, err)
+	}
+	fresh := "5." + strconv.FormatInt(time.Now().Unix(), 16) + ".x"
+	if got, err := other.Operation(ctx, "multi", fresh, 0); err != nil || got.Status != RegAssigning {
+		t.Fatalf("a young unknown operation must read as assigning: %+v %v", got, err)
+	}
+	if _, err := other.Operation(ctx, "multi", "5.1.x", 0); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("an old unknown operation must be not found: %v", err)
 	}
 }

@@ -26,12 +26,13 @@ import (
 	"github.com/hubgate/hubgate/internal/hubclient"
 	"github.com/hubgate/hubgate/provisioning"
 	"github.com/hubgate/hubgate/provisioning/amqphead"
+	dpsredis "github.com/hubgate/hubgate/provisioning/redisstore"
 )
 
 const dpsUsage = `usage: hubgate dps <command> [flags]
 
 commands:
-  serve [--id-scope S] [--hostname H] [--mqtt-addr A] [--amqp-addr A] [--https-addr A] [--metrics-addr A] [--data-dir D]
+  serve [--id-scope S] [--redis-url U] [--hostname H] [--mqtt-addr A] [--amqp-addr A] [--https-addr A] [--metrics-addr A] [--data-dir D]
   hub link NAME --hub-connection-string CS [--allocation-weight N] [--hub-address HOST:PORT] [--hub-ca-file F]
   hub list | hub unlink NAME
   enrollment create ID [--attestation symmetricKey|x509] [--primary-key K --secondary-key K | --cert F [--secondary-cert F]]
@@ -97,6 +98,7 @@ func parseDPSServe(args []string) (dpsServeConfig, error) {
 	fs.StringVar(&c.TLSKey, "tls-key", "", "server key (PEM)")
 	fs.DurationVar(&c.ClockSkew, "clock-skew", 5*time.Minute, "SAS expiry and certificate validity leeway")
 	fs.TextVar(&c.LogLevel, "log-level", slog.LevelInfo, "debug, info, warn or error")
+	fs.StringVar(&c.RedisURL, "redis-url", "", "shared store for several dps nodes (redis://, rediss://, redis+sentinel://, redis+cluster://; default: the embedded store)")
 	fs.StringVar(&c.IDScope, "id-scope", "", "ID scope devices name (default: the stored one, else a generated 0ne… scope)")
 	pos, err := loadSources(fs, args)
 	if err != nil {
@@ -131,7 +133,12 @@ func runDPSServe(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	store, err := provisioning.OpenFileStore(filepath.Join(cfg.DataDir, "provisioning.jsonl"))
+	var store provisioning.Store
+	if cfg.RedisURL != "" {
+		store, err = dpsredis.Open(ctx, cfg.RedisURL, cfg.HostNames[0])
+	} else {
+		store, err = provisioning.OpenFileStore(filepath.Join(cfg.DataDir, "provisioning.jsonl"))
+	}
 	if err != nil {
 		return err
 	}
