@@ -36,6 +36,7 @@ const (
 func (s *Service) Register(ctx context.Context, c Credential, payload json.RawMessage) (OperationStatus, error) {
 	att, err := s.attest(ctx, c)
 	if err != nil {
+		s.metrics.registration("refused", reasonOf(err), "")
 		return OperationStatus{}, err
 	}
 	op := &operation{
@@ -282,6 +283,7 @@ func (s *Service) assign(ctx context.Context, att *attestation, payload json.Raw
 	if err := s.putRecord(ctx, rec); err != nil {
 		return s.failed(att, now, codeInternal, err)
 	}
+	s.metrics.registration("assigned", "", st.Substatus)
 	s.log.Info("device assigned", "registration_id", att.regID, "device_id", st.DeviceID, "hub", st.AssignedHub, "substatus", st.Substatus)
 	return *st
 }
@@ -387,6 +389,7 @@ func (s *Service) failedWith(ctx context.Context, rec *registrationRecord, att *
 }
 
 func (s *Service) failed(att *attestation, now time.Time, code int, err error) DeviceRegistrationState {
+	s.metrics.registration("failed", reasonOf(err), "")
 	s.log.Warn("assignment failed", "registration_id", att.regID, "reason", reasonOf(err), "error", err)
 	return DeviceRegistrationState{RegistrationID: att.regID, CreatedDateTimeUTC: now, LastUpdatedDateTimeUTC: now,
 		Status: RegFailed, ErrorCode: code, ErrorMessage: publicMessage(err)}
@@ -491,12 +494,15 @@ func (s *Service) Reassign(ctx context.Context, regID string) error {
 	}
 	al, err := s.allocate(ctx, att, e, cands, &rec, nil)
 	if err != nil {
+		s.metrics.move("failed")
 		return err
 	}
 	substatus, cleanupErr, err := s.place(ctx, &rec, att.deviceID, al.hub, true, rec.HubAuth, e)
 	if err != nil {
+		s.metrics.move("failed")
 		return err
 	}
+	s.metrics.move("moved")
 	rec.State.Substatus = substatus
 	rec.MovedBy = "operator"
 	rec.State.LastUpdatedDateTimeUTC = s.now().UTC()

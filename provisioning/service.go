@@ -16,6 +16,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+
 	"github.com/hubgate/hubgate/registry"
 )
 
@@ -41,6 +43,8 @@ type Config struct {
 	// Webhook is the client for custom allocation webhooks.
 	Webhook *http.Client
 	Now     func() time.Time
+	// Meter receives the registration counters; default: none.
+	Meter metric.Meter
 }
 
 func (c *Config) setDefaults() {
@@ -80,9 +84,10 @@ type Policy struct {
 // Service is the provisioning service: enrollments, linked hubs,
 // attestation, allocation and the registration operations.
 type Service struct {
-	cfg    Config
-	log    *slog.Logger
-	policy Policy
+	cfg     Config
+	log     *slog.Logger
+	policy  Policy
+	metrics *metrics
 
 	wmu sync.Mutex // serialises enrollment and hub writes (etag checks)
 
@@ -133,7 +138,11 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("provisioning: Store is required")
 	}
-	s := &Service{cfg: cfg, log: cfg.Logger, ops: map[string]*operation{}}
+	m, err := newMetrics(cfg.Meter)
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{cfg: cfg, log: cfg.Logger, ops: map[string]*operation{}, metrics: m}
 	scope, err := s.loadMeta(ctx, "idScope")
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, err

@@ -19,6 +19,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
 	"crypto/tls"
 
@@ -143,7 +145,14 @@ func runDPSServe(ctx context.Context, args []string) error {
 		return err
 	}
 	defer store.Close()
-	svc, err := provisioning.New(ctx, provisioning.Config{Store: store, IDScope: cfg.IDScope, Logger: log, ClockSkew: cfg.ClockSkew})
+	promReg := prometheus.NewRegistry()
+	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	exporter, err := otelprom.New(otelprom.WithRegisterer(promReg))
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	meter := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exporter)).Meter("hubgate-dps")
+	svc, err := provisioning.New(ctx, provisioning.Config{Store: store, IDScope: cfg.IDScope, Logger: log, ClockSkew: cfg.ClockSkew, Meter: meter})
 	if err != nil {
 		return err
 	}
@@ -185,8 +194,6 @@ func runDPSServe(ctx context.Context, args []string) error {
 	mux.Handle("/", provisioning.NewHTTP(svc, cfg.HostNames, log))
 	httpsSrv := &http.Server{Handler: mux, TLSConfig: tlsConf, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
-	promReg := prometheus.NewRegistry()
-	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	var ready atomic.Bool
 	metricsSrv := &http.Server{Handler: opsMux(promReg, &ready, nil), ReadHeaderTimeout: 5 * time.Second}
 

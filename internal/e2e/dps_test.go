@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -289,6 +291,17 @@ func TestDPS(t *testing.T) {
 			t.Fatalf("prod identity: %+v %v", d, ok)
 		}
 		t.Logf("operator move → device connected to prod: %v", time.UnixMilli(full.ConnectedAgainAt).Sub(moved))
+		resp, err := http.Get("http://" + e.dps.addr(9090) + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, want := range []string{`hubgate_dps_moves_total{`, `outcome="assigned"`, `substatus="deviceDataMigrated"`} {
+			if !strings.Contains(string(body), want) {
+				t.Errorf("dps /metrics lacks %s", want)
+			}
+		}
 	})
 
 	for _, tr := range []string{"mqtt", "mqttws", "amqp", "amqpws", "http"} {
