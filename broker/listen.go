@@ -22,6 +22,16 @@ type Acceptor struct {
 	Log     *slog.Logger
 	// Accept runs one handshaken connection to its end.
 	Accept func(net.Conn, authn.Transport)
+	// MaxHandshakes bounds TLS handshakes in progress; more wait their turn
+	// (within Timeout) before any CPU is spent on them. In a reconnect storm
+	// an unbounded server starts every handshake at once, most outlive the
+	// deadline half done, and the work is wasted and retried: admission keeps
+	// the server at its handshake rate instead. 512 leaves room for slow
+	// links' round trips yet is under a second of queued CPU. Default 512.
+	MaxHandshakes int
+
+	slotsOnce sync.Once
+	slots     chan struct{}
 
 	mu     sync.Mutex // guards closed and lns
 	closed bool
@@ -65,7 +75,37 @@ func (a *Acceptor) Serve(ln net.Listener) error {
 // goroutine of its own: the handshake's deep stack dies with it instead of
 // staying with the long-lived read loop of every idle device.
 func (a *Acceptor) handshake(c net.Conn) {
-	_ = c.SetDeadline(time.Now().Add(a.Timeout))
+	a.slotsOnce.Do(func() {
+		n := a.MaxHandshakes
+		if n <= 0 {
+			n = 512
+		}
+		a.slots = make(chan struct{}, n)
+	})
+	deadline := time.Now().Add(a.Timeout)
+	select {
+	case a.slots <- struct{}{}:
+	default:
+		wait := time.NewTimer(a.Timeout)
+		select {
+		case a.slots <- struct{}{}:
+			wait.Stop()
+		case <-wait.C:
+			a.Metrics.TLSFailed(authn.TransportTLS)
+			a.Log.Debug("tls handshake not started", "remote", c.RemoteAddr().String(), "reason", "admission_timeout")
+			_ = c.Close()
+			return
+		}
+	}
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			<-a.slots
+		}
+	}
+	defer release()
+	_ = c.SetDeadline(deadline)
 	if tc, ok := c.(*tls.Conn); ok {
 		ctx, cancel := context.WithTimeout(context.Background(), a.Timeout)
 		err := tc.HandshakeContext(ctx)
@@ -77,6 +117,7 @@ func (a *Acceptor) handshake(c net.Conn) {
 			return
 		}
 	}
+	release()
 	go a.Accept(c, authn.TransportTLS)
 }
 
