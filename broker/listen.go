@@ -75,13 +75,7 @@ func (a *Acceptor) Serve(ln net.Listener) error {
 // goroutine of its own: the handshake's deep stack dies with it instead of
 // staying with the long-lived read loop of every idle device.
 func (a *Acceptor) handshake(c net.Conn) {
-	a.slotsOnce.Do(func() {
-		n := a.MaxHandshakes
-		if n <= 0 {
-			n = 512
-		}
-		a.slots = make(chan struct{}, n)
-	})
+	a.init()
 	deadline := time.Now().Add(a.Timeout)
 	select {
 	case a.slots <- struct{}{}:
@@ -119,6 +113,22 @@ func (a *Acceptor) handshake(c net.Conn) {
 	}
 	release()
 	go a.Accept(c, authn.TransportTLS)
+}
+
+func (a *Acceptor) init() {
+	a.slotsOnce.Do(func() {
+		n := a.MaxHandshakes
+		if n <= 0 {
+			n = 512
+		}
+		a.slots = make(chan struct{}, n)
+	})
+}
+
+// Handshaking reports the TLS handshakes in progress (admitted, not done).
+func (a *Acceptor) Handshaking() int {
+	a.init()
+	return len(a.slots)
 }
 
 // Close closes every listener and waits for the accept loops to end.
