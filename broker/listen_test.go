@@ -32,7 +32,7 @@ func TestAcceptorAdmission(t *testing.T) {
 	}
 	served := make(chan struct{}, 4)
 	a := &broker.Acceptor{Timeout: 500 * time.Millisecond, MaxHandshakes: 1, Metrics: m,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Log:    slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Accept: func(c net.Conn, _ authn.Transport) { served <- struct{}{}; _ = c.Close() }}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
