@@ -77,14 +77,24 @@ func (s *Service) Operation(ctx context.Context, regID, opID string, wait time.D
 	if op.regID != strings.ToLower(regID) {
 		return OperationStatus{}, fmt.Errorf("%w: operation %q", ErrNotFound, opID)
 	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-op.done:
+	done := func() (OperationStatus, error) {
 		st := op.state
 		return OperationStatus{OperationID: op.id, Status: st.Status, RegistrationState: &st}, nil
-	case <-t.C:
-	case <-ctx.Done():
+	}
+	select { // a finished operation wins over an expired wait: select alone would pick at random
+	case <-op.done:
+		return done()
+	default:
+	}
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case <-op.done:
+			return done()
+		case <-t.C:
+		case <-ctx.Done():
+		}
 	}
 	return OperationStatus{OperationID: op.id, Status: RegAssigning}, nil
 }

@@ -483,3 +483,24 @@ func TestOperationOnAnotherNode(t *testing.T) {
 		t.Fatalf("an old unknown operation must be not found: %v", err)
 	}
 }
+
+// TestOperationDoneWins: a poll of a finished operation always answers its
+// outcome, never "assigning" (regression: a zero wait raced the done channel).
+func TestOperationDoneWins(t *testing.T) {
+	env := newTestEnv(t, "a")
+	e := IndividualEnrollment{RegistrationID: "done", Enrollment: Enrollment{
+		Attestation: AttestationMechanism{Type: AttestationSymmetricKey, SymmetricKey: &SymmetricKeyAttestation{PrimaryKey: key1}}}}
+	if _, _, _, err := env.svc.PutIndividual(t.Context(), e, ""); err != nil {
+		t.Fatal(err)
+	}
+	st, err := env.register(t, "done", key1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 200 {
+		got, err := env.svc.Operation(t.Context(), "done", st.OperationID, 0)
+		if err != nil || got.Status != RegAssigned {
+			t.Fatalf("poll of a finished operation: %+v %v", got, err)
+		}
+	}
+}
