@@ -203,14 +203,25 @@ func (s *Service) attestX509(ctx context.Context, c Credential) (*attestation, e
 	for i := range groups {
 		g := &groups[i]
 		x := g.Attestation.X509
-		if g.Attestation.Type != AttestationX509 || x == nil || x.SigningCertificates == nil {
+		if g.Attestation.Type != AttestationX509 || x == nil {
 			continue
 		}
-		for _, cw := range []*X509CertificateWithInfo{x.SigningCertificates.Primary, x.SigningCertificates.Secondary} {
-			anchor, err := parseCert(cw)
-			if err != nil || anchor == nil {
-				continue
+		var anchors []*x509.Certificate
+		switch {
+		case x.SigningCertificates != nil:
+			for _, cw := range []*X509CertificateWithInfo{x.SigningCertificates.Primary, x.SigningCertificates.Secondary} {
+				if c, err := parseCert(cw); err == nil && c != nil {
+					anchors = append(anchors, c)
+				}
 			}
+		case x.CAReferences != nil: // only verified CAs attest (DESIGN rule 1)
+			for _, n := range []string{x.CAReferences.Primary, x.CAReferences.Secondary} {
+				if c := s.verifiedCA(ctx, n); c != nil {
+					anchors = append(anchors, c)
+				}
+			}
+		}
+		for _, anchor := range anchors {
 			roots := x509.NewCertPool()
 			roots.AddCert(anchor)
 			chains, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter,

@@ -32,8 +32,12 @@
 // node runs is answered from the registration record ("assigning" until
 // the record names it).
 //
-// Not supported (yet): TPM attestation,
-// caReferences (put the CA in signingCertificates instead), applying initialTwin tags
+// X.509 groups attest through signingCertificates (a root or intermediate
+// uploaded with the group) or caReferences (CAs registered with the service
+// under /certificates; only verified ones count: proof of possession, or
+// an operator who vouches at upload).
+//
+// Not supported (yet): TPM attestation, applying initialTwin tags
 // and desired properties to the hub identity (hubgate's hub has no twins;
 // the initial twin is stored and passed to custom webhooks only), and the
 // query language of the query endpoints (they list everything). "Migrating

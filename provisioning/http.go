@@ -21,7 +21,8 @@ import (
 //	         POST /{idScope}/registrations/{registrationId}   (status lookup)
 //	service: /enrollments/{id}, /enrollmentGroups/{id}, /registrations/{id},
 //	         POST /enrollments (bulk), POST .../query,
-//	         and hubgate's own: /linkedHubs[/{name}], POST /enrollments/{id}/revoke,
+//	         and hubgate's own: /linkedHubs[/{name}], /certificates[/{name}]
+//	         (+ POST .../generateVerificationCode, .../verify), POST /enrollments/{id}/revoke,
 //	         POST /enrollmentGroups/{id}/revoke (?cascade=delete|disable)
 //
 // Service calls need a SAS signed with the service policy (sr = the
@@ -66,7 +67,7 @@ func (h *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func isServiceRoot(s string) bool {
 	switch strings.ToLower(s) {
-	case "enrollments", "enrollmentgroups", "registrations", "linkedhubs":
+	case "enrollments", "enrollmentgroups", "registrations", "linkedhubs", "certificates":
 		return true
 	}
 	return false
@@ -301,6 +302,41 @@ func (h *HTTP) service(w http.ResponseWriter, r *http.Request, segs []string) {
 		default:
 			h.fail(w, http.StatusMethodNotAllowed, 405000, "method not allowed")
 		}
+	case root == "certificates" && len(segs) == 1 && r.Method == http.MethodGet:
+		cas, err := h.svc.CAs(ctx)
+		h.result(w, cas, err)
+	case root == "certificates" && len(segs) == 2:
+		switch r.Method {
+		case http.MethodPut:
+			var up struct {
+				Certificate string `json:"certificate"`
+				IsVerified  bool   `json:"isVerified"`
+			}
+			if !h.decode(w, r, &up) {
+				return
+			}
+			ca, err := h.svc.AddCA(ctx, segs[1], []byte(up.Certificate), up.IsVerified)
+			h.result(w, ca, err)
+		case http.MethodGet:
+			ca, err := h.svc.CA(ctx, segs[1])
+			h.result(w, ca, err)
+		case http.MethodDelete:
+			h.deleted(w, h.svc.DeleteCA(ctx, segs[1]))
+		default:
+			h.fail(w, http.StatusMethodNotAllowed, 405000, "method not allowed")
+		}
+	case root == "certificates" && len(segs) == 3 && segs[2] == "generateVerificationCode" && r.Method == http.MethodPost:
+		ca, err := h.svc.VerificationCode(ctx, segs[1])
+		h.result(w, ca, err)
+	case root == "certificates" && len(segs) == 3 && segs[2] == "verify" && r.Method == http.MethodPost:
+		var proof struct {
+			Certificate string `json:"certificate"`
+		}
+		if !h.decode(w, r, &proof) {
+			return
+		}
+		ca, err := h.svc.VerifyCA(ctx, segs[1], []byte(proof.Certificate))
+		h.result(w, ca, err)
 	case root == "linkedhubs" && len(segs) == 1 && r.Method == http.MethodGet:
 		hubs, err := h.svc.Hubs(ctx)
 		for i := range hubs {

@@ -352,8 +352,23 @@ func (s *Service) normalize(ctx context.Context, e *Enrollment, group bool) erro
 		}
 		var certs *X509Certificates
 		switch {
+		case x.CAReferences != nil && !group:
+			return fmt.Errorf("%w: caReferences are for enrollment groups", ErrInvalid)
 		case x.CAReferences != nil:
-			return fmt.Errorf("%w: caReferences are not supported; put the CA (root or intermediate) in signingCertificates", ErrInvalid)
+			if x.CAReferences.Primary == "" {
+				return fmt.Errorf("%w: caReferences needs a primary CA name", ErrInvalid)
+			}
+			for _, n := range []string{x.CAReferences.Primary, x.CAReferences.Secondary} {
+				if n == "" {
+					continue
+				}
+				if _, err := s.CA(ctx, n); err != nil {
+					return fmt.Errorf("%w: caReferences: CA %q is not registered with the service", ErrInvalid, n)
+				}
+			}
+			x.ClientCertificates, x.SigningCertificates = nil, nil
+			a.SymmetricKey, a.TPM = nil, nil
+			break
 		case group && x.SigningCertificates != nil:
 			certs, x.ClientCertificates = x.SigningCertificates, nil
 		case !group && x.ClientCertificates != nil:
@@ -363,6 +378,9 @@ func (s *Service) normalize(ctx context.Context, e *Enrollment, group bool) erro
 				return fmt.Errorf("%w: an x509 enrollment group needs signingCertificates", ErrInvalid)
 			}
 			return fmt.Errorf("%w: an x509 individual enrollment needs clientCertificates", ErrInvalid)
+		}
+		if x.CAReferences != nil {
+			break
 		}
 		if certs.Primary == nil || certs.Primary.Certificate == "" {
 			return fmt.Errorf("%w: x509 attestation needs a primary certificate", ErrInvalid)

@@ -44,7 +44,10 @@ commands:
   enrollment move ID --hub NAME        restrict the enrollment to one hub; its device moves now
   enrollment get|delete ID | enrollment list
   enrollment revoke ID [--cascade | --cascade-disable]
-  group create|update|get|delete|list|revoke ...   (as enrollment; --cert is the signing CA)
+  group create|update|get|delete|list|revoke ...   (as enrollment; --cert is the signing CA,
+                       or --ca-ref NAME [--secondary-ca-ref NAME] names CAs registered with dps ca)
+  ca add NAME FILE [--verified] | ca list | ca get|delete NAME
+  ca verification-code NAME | ca verify NAME --cert FILE   proof of possession
   registration get|delete ID
 
 Admin commands take --connection-string (HUBGATE_DPS_CONNECTION_STRING; default:
@@ -69,6 +72,8 @@ func runDPS(ctx context.Context, args []string) error {
 		return runDPSEnrollment(ctx, args[1:], true)
 	case "registration":
 		return runDPSRegistration(ctx, args[1:])
+	case "ca":
+		return runDPSCA(ctx, args[1:])
 	case "help", "-h", "--help":
 		fmt.Print(dpsUsage)
 		return nil
@@ -341,6 +346,8 @@ func runDPSEnrollment(ctx context.Context, args []string, group bool) error {
 	sk := fs.String("secondary-key", "", "secondary symmetric key (default: generated)")
 	cert := fs.String("cert", "", "x509: the device certificate (enrollment) or signing CA (group), PEM")
 	cert2 := fs.String("secondary-cert", "", "x509: secondary certificate, PEM")
+	caRef := fs.String("ca-ref", "", "x509 group: a CA registered with `dps ca add` (instead of --cert)")
+	caRef2 := fs.String("secondary-ca-ref", "", "x509 group: a second registered CA")
 	devID := fs.String("device-id", "", "device id in the hub (enrollment; default: the registration id)")
 	hubs := &listFlag{}
 	fs.Var(hubs, "iot-hubs", "hubs the enrollment may use: link names or host names (default: all linked hubs)")
@@ -415,7 +422,7 @@ func runDPSEnrollment(ctx context.Context, args []string, group bool) error {
 				doc["registrationId"] = pos[0]
 			}
 		}
-		if err := applyEnrollmentFlags(doc, set, group, enrollmentFlags{att: *att, pk: *pk, sk: *sk, cert: *cert, cert2: *cert2,
+		if err := applyEnrollmentFlags(doc, set, group, enrollmentFlags{att: *att, pk: *pk, sk: *sk, cert: *cert, cert2: *cert2, caRef: *caRef, caRef2: *caRef2,
 			devID: *devID, hubs: hubs.vals, alloc: *alloc, webhook: *webhook, repro: *repro, disabled: *disabled, edge: *edge}, sub == "create"); err != nil {
 			return err
 		}
@@ -431,20 +438,29 @@ func runDPSEnrollment(ctx context.Context, args []string, group bool) error {
 
 type enrollmentFlags struct {
 	att, pk, sk, cert, cert2, devID string
+	caRef, caRef2                   string
 	hubs                            []string
 	alloc, webhook, repro           string
 	disabled, edge                  bool
 }
 
 func applyEnrollmentFlags(doc map[string]any, set map[string]bool, group bool, f enrollmentFlags, create bool) error {
-	if create || set["attestation"] || set["primary-key"] || set["secondary-key"] || set["cert"] || set["secondary-cert"] {
+	if create || set["attestation"] || set["primary-key"] || set["secondary-key"] || set["cert"] || set["secondary-cert"] || set["ca-ref"] {
 		switch f.att {
 		case "symmetricKey", "symmetric-key", "sas":
 			doc["attestation"] = map[string]any{"type": "symmetricKey",
 				"symmetricKey": map[string]string{"primaryKey": f.pk, "secondaryKey": f.sk}}
 		case "x509":
+			if f.caRef != "" {
+				if !group {
+					return errors.New("--ca-ref is for enrollment groups")
+				}
+				doc["attestation"] = map[string]any{"type": "x509", "x509": map[string]any{
+					"caReferences": map[string]string{"primary": f.caRef, "secondary": f.caRef2}}}
+				break
+			}
 			if f.cert == "" {
-				return errors.New("--attestation x509 needs --cert FILE")
+				return errors.New("--attestation x509 needs --cert FILE (or, for a group, --ca-ref NAME)")
 			}
 			certs := map[string]any{}
 			for slot, file := range map[string]string{"primary": f.cert, "secondary": f.cert2} {
@@ -535,6 +551,76 @@ func runDPSRegistration(ctx context.Context, args []string) error {
 	}
 	if err != nil {
 		return err
+	}
+	return printJSON(out)
+}
+
+func runDPSCA(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		return errors.New("dps ca: missing subcommand (add, list, get, delete, verification-code, verify)")
+	}
+	sub := args[0]
+	var a dpsAdmin
+	fs := flag.NewFlagSet("dps ca "+sub, flag.ContinueOnError)
+	a.register(fs)
+	verified := fs.Bool("verified", false, "mark the CA verified at upload (the operator vouches for possession)")
+	certFile := fs.String("cert", "", "verification certificate (CN = verification code) for `ca verify`")
+	pos, err := loadSources(fs, args[1:])
+	if err != nil {
+		return err
+	}
+	a.fixEnv(args[1:])
+	want := map[string]int{"add": 2, "list": 0, "get": 1, "delete": 1, "verification-code": 1, "verify": 1}
+	n, ok := want[sub]
+	if !ok {
+		return fmt.Errorf("dps ca: unknown subcommand %q", sub)
+	}
+	if len(pos) != n {
+		return fmt.Errorf("dps ca %s: %d argument(s) expected", sub, n)
+	}
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	var out any
+	path := "/certificates"
+	if n > 0 {
+		path += "/" + url.PathEscape(pos[0])
+	}
+	switch sub {
+	case "add":
+		pem, err := os.ReadFile(pos[1])
+		if err != nil {
+			return err
+		}
+		err = c.Do(ctx, http.MethodPut, path, "", map[string]any{"certificate": string(pem), "isVerified": *verified}, &out)
+		if err != nil {
+			return err
+		}
+	case "list", "get":
+		if err := c.Do(ctx, http.MethodGet, path, "", nil, &out); err != nil {
+			return err
+		}
+	case "delete":
+		if err := c.Do(ctx, http.MethodDelete, path, "", nil, nil); err != nil {
+			return err
+		}
+		out = map[string]string{"deleted": pos[0]}
+	case "verification-code":
+		if err := c.Do(ctx, http.MethodPost, path+"/generateVerificationCode", "", nil, &out); err != nil {
+			return err
+		}
+	case "verify":
+		if *certFile == "" {
+			return errors.New("dps ca verify: --cert FILE is required")
+		}
+		pem, err := os.ReadFile(*certFile)
+		if err != nil {
+			return err
+		}
+		if err := c.Do(ctx, http.MethodPost, path+"/verify", "", map[string]string{"certificate": string(pem)}, &out); err != nil {
+			return err
+		}
 	}
 	return printJSON(out)
 }

@@ -37,7 +37,8 @@
 //     connects; the operator moves it to prod; test refuses it; the SDK
 //     re-provisions and connects to prod), registration over MQTT, AMQP, both over
 //     WebSockets, and HTTPS with azure-iot-provisioning-device for individual
-//     and group symmetric keys, individual X.509 and an X.509 CA group,
+//     and group symmetric keys, individual X.509, X.509 CA groups (signing
+//     certificate, and a CA reference verified by proof of possession),
 //     disabled enrollments, revocation with and without cascade, and the
 //     azure-iot-provisioning-service client's CRUD with etags (TestDPS,
 //     127.0.0.30–32). BenchmarkDPS* measure registrations/s and the move.

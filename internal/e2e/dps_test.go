@@ -398,6 +398,31 @@ func TestDPS(t *testing.T) {
 		wantProvisioned(t, e.provision(t, "mqtt", "x509-grp-dev", "--cert", lf, "--cert-key", lk, "--connect", "mqtt"), e.prod, "x509-grp-dev", 1)
 		wantSelfSigned(t, e.prod, "x509-grp-dev", pki.SHA256Thumbprint(leaf.Cert.Raw))
 
+		// caReferences: a CA registered with the service, verified by proof
+		// of possession; devices under it provision once it is verified.
+		root2, _ := pki.NewRootCA("dps-e2e-registered-ca", pki.Options{})
+		root2File, _ := write("root2", root2)
+		e.cli(t, nil, "ca", "add", "fleet-ca", root2File)
+		e.cli(t, nil, "group", "create", "x509-caref-group", "--attestation", "x509", "--ca-ref", "fleet-ca", "--iot-hubs", "test")
+		dev2, _ := root2.IssueClient("x509-caref-dev", pki.Options{})
+		df, dk := write("x509-caref-dev", dev2)
+		if r := e.provision(t, "http", "x509-caref-dev", "--cert", df, "--cert-key", dk); r.OK {
+			t.Fatalf("a device under an unverified CA was provisioned: %s", r)
+		}
+		var code struct {
+			VerificationCode string `json:"verificationCode"`
+		}
+		e.cli(t, &code, "ca", "verification-code", "fleet-ca")
+		proof, _ := root2.IssueClient(code.VerificationCode, pki.Options{})
+		pf, _ := write("proof", proof)
+		var verifiedCA struct{ Status string }
+		e.cli(t, &verifiedCA, "ca", "verify", "fleet-ca", "--cert", pf)
+		if verifiedCA.Status != "verified" {
+			t.Fatalf("ca verify: status %q", verifiedCA.Status)
+		}
+		wantProvisioned(t, e.provision(t, "mqtt", "x509-caref-dev", "--cert", df, "--cert-key", dk, "--connect", "mqtt"), e.test, "x509-caref-dev", 1)
+		wantSelfSigned(t, e.test, "x509-caref-dev", pki.SHA256Thumbprint(dev2.Cert.Raw))
+
 		// A certificate from another CA is refused.
 		other, _ := pki.NewRootCA("stranger", pki.Options{})
 		sl, _ := other.IssueClient("x509-stranger", pki.Options{})
