@@ -504,3 +504,62 @@ func TestOperationDoneWins(t *testing.T) {
 		}
 	}
 }
+
+// TestReprovisionPolicies: "reset" moves with deviceDataReset and a fresh
+// (enabled) identity; "never" keeps the device where it is.
+func TestReprovisionPolicies(t *testing.T) {
+	env := newTestEnv(t, "a", "b")
+	ctx := t.Context()
+	mk := func(id string, p *ReprovisionPolicy) {
+		e := IndividualEnrollment{RegistrationID: id, Enrollment: Enrollment{ReprovisionPolicy: p, IoTHubs: []string{"a"},
+			Attestation: AttestationMechanism{Type: AttestationSymmetricKey, SymmetricKey: &SymmetricKeyAttestation{PrimaryKey: key1}}}}
+		if _, _, _, err := env.svc.PutIndividual(ctx, e, ""); err != nil {
+			t.Fatal(err)
+		}
+		if st, err := env.register(t, id, key1); err != nil || st.RegistrationState.AssignedHub != "a.example" {
+			t.Fatalf("%s: %+v %v", id, st, err)
+		}
+	}
+	move := func(id string) {
+		e, _ := env.svc.GetIndividual(ctx, id)
+		e.IoTHubs = []string{"b"}
+		if _, _, moveErr, err := env.svc.PutIndividual(ctx, e, e.Etag); err != nil || moveErr != nil {
+			t.Fatalf("%s: %v %v", id, err, moveErr)
+		}
+	}
+	t.Run("ok/reset", func(t *testing.T) {
+		mk("reset-dev", &ReprovisionPolicy{UpdateHubAssignment: true, MigrateDeviceData: false})
+		d := env.hubs["a.example"].devices["reset-dev"]
+		d.Status = registry.StatusDisabled // an operator disabled it in hub a
+		env.hubs["a.example"].devices["reset-dev"] = d
+		move("reset-dev")
+		rs, _ := env.svc.RegistrationState(ctx, "reset-dev")
+		if rs.AssignedHub != "b.example" || rs.Substatus != SubDeviceDataReset {
+			t.Fatalf("%+v", rs)
+		}
+		if nd := env.hubs["b.example"].devices["reset-dev"]; nd.Status != registry.StatusEnabled {
+			t.Fatalf("reset must seed a fresh identity, got status %q", nd.Status)
+		}
+	})
+	t.Run("ok/migrate-carries-status", func(t *testing.T) {
+		mk("mig-dev", nil)
+		d := env.hubs["a.example"].devices["mig-dev"]
+		d.Status = registry.StatusDisabled
+		env.hubs["a.example"].devices["mig-dev"] = d
+		move("mig-dev")
+		if nd := env.hubs["b.example"].devices["mig-dev"]; nd.Status != registry.StatusDisabled {
+			t.Fatalf("migrate must carry the status, got %q", nd.Status)
+		}
+	})
+	t.Run("ok/never", func(t *testing.T) {
+		mk("never-dev", &ReprovisionPolicy{UpdateHubAssignment: false})
+		move("never-dev")
+		if _, ok := env.hubs["a.example"].devices["never-dev"]; !ok {
+			t.Fatal("never re-provision: the identity left hub a")
+		}
+		st, err := env.register(t, "never-dev", key1)
+		if err != nil || st.RegistrationState.AssignedHub != "a.example" {
+			t.Fatalf("never re-provision: device moved on re-registration: %+v %v", st.RegistrationState, err)
+		}
+	})
+}
