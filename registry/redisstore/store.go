@@ -112,83 +112,119 @@ const (
 	fieldJSON = "json"
 )
 
-// Device implements registry.Store: one HGET.
-func (s *Store) Device(ctx context.Context, id string) (registry.Device, error) {
+// kind describes one record type's keys, events and errors, so devices and
+// CAs share one implementation of get, create, replace and delete.
+type kind struct {
+	what     string // "device", "CA": for errors
+	change   registry.ChangeKind
+	key      func(keyspace, string) string
+	index    func(keyspace) string
+	notFound error
+	exists   error
+}
+
+var (
+	deviceKind = kind{what: "device", change: registry.ChangeDevice, key: keyspace.device,
+		index: keyspace.deviceIndex, notFound: registry.ErrDeviceNotFound, exists: registry.ErrDeviceExists}
+	caKind = kind{what: "CA", change: registry.ChangeCA, key: keyspace.ca,
+		index: keyspace.caIndex, notFound: registry.ErrCANotFound, exists: registry.ErrCAExists}
+)
+
+// get reads one record: one HGET.
+func get[T any](ctx context.Context, s *Store, k kind, id string) (T, error) {
+	var v T
 	if err := s.open(); err != nil {
-		return registry.Device{}, err
+		return v, err
 	}
-	b, err := s.c.HGet(ctx, s.keys.device(id), fieldJSON).Bytes()
+	b, err := s.c.HGet(ctx, k.key(s.keys, id), fieldJSON).Bytes()
 	if errors.Is(err, redis.Nil) {
-		return registry.Device{}, registry.ErrDeviceNotFound
+		return v, k.notFound
 	}
 	if err != nil {
-		return registry.Device{}, unavailable("get device", err)
+		return v, unavailable("get "+k.what, err)
 	}
-	var d registry.Device
-	if err := json.Unmarshal(b, &d); err != nil {
+	if err := json.Unmarshal(b, &v); err != nil {
 		// A record this code cannot read is a backend fault, not an
-		// unknown device: fail closed as unavailable.
-		return registry.Device{}, unavailable("get device", fmt.Errorf("device %q: undecodable record: %w", id, err))
+		// unknown record: fail closed as unavailable.
+		return v, unavailable("get "+k.what, fmt.Errorf("%s %q: undecodable record: %w", k.what, id, err))
 	}
-	return d, nil
+	return v, nil
+}
+
+// create stores a new record and publishes its change in one script.
+func (s *Store) create(ctx context.Context, k kind, id, etag string, v any) error {
+	rec, msg, err := encode(v, registry.Change{Kind: k.change, ID: id, Etag: etag})
+	if err != nil {
+		return err
+	}
+	n, err := s.run(ctx, "create "+k.what, createScript,
+		[]string{k.key(s.keys, id), k.index(s.keys)},
+		id, etag, rec, s.keys.changes(), msg)
+	switch {
+	case err != nil:
+		return err
+	case n == 0:
+		return fmt.Errorf("%w: %q", k.exists, id)
+	}
+	return nil
+}
+
+// replace compares the stored etag with prevEtag and swaps the record.
+func (s *Store) replace(ctx context.Context, k kind, id, prevEtag, etag string, v any) error {
+	rec, msg, err := encode(v, registry.Change{Kind: k.change, ID: id, Etag: etag})
+	if err != nil {
+		return err
+	}
+	n, err := s.run(ctx, "replace "+k.what, replaceScript,
+		[]string{k.key(s.keys, id), k.index(s.keys)},
+		id, prevEtag, etag, rec, s.keys.changes(), msg)
+	return s.casResult(k, id, n, err)
+}
+
+// remove deletes a record when prevEtag is "" or matches.
+func (s *Store) remove(ctx context.Context, k kind, id, prevEtag string) error {
+	_, msg, err := encode(nil, registry.Change{Kind: k.change, ID: id, Deleted: true})
+	if err != nil {
+		return err
+	}
+	n, err := s.run(ctx, "delete "+k.what, deleteScript,
+		[]string{k.key(s.keys, id), k.index(s.keys)},
+		id, prevEtag, s.keys.changes(), msg)
+	return s.casResult(k, id, n, err)
+}
+
+// casResult maps a replace/delete script's answer: -1 missing, 0 etag
+// mismatch, 1 done.
+func (s *Store) casResult(k kind, id string, n int64, err error) error {
+	switch {
+	case err != nil:
+		return err
+	case n < 0:
+		return k.notFound
+	case n == 0:
+		return fmt.Errorf("%w: %s %q", registry.ErrPreconditionFailed, k.what, id)
+	}
+	return nil
+}
+
+// Device implements registry.Store: one HGET.
+func (s *Store) Device(ctx context.Context, id string) (registry.Device, error) {
+	return get[registry.Device](ctx, s, deviceKind, id)
 }
 
 // CreateDevice implements registry.Store.
 func (s *Store) CreateDevice(ctx context.Context, d registry.Device) error {
-	rec, msg, err := encode(d, registry.Change{Kind: registry.ChangeDevice, ID: d.DeviceID, Etag: d.Etag})
-	if err != nil {
-		return err
-	}
-	n, err := s.run(ctx, "create device", createScript,
-		[]string{s.keys.device(d.DeviceID), s.keys.deviceIndex()},
-		d.DeviceID, d.Etag, rec, s.keys.changes(), msg)
-	switch {
-	case err != nil:
-		return err
-	case n == 0:
-		return fmt.Errorf("%w: %q", registry.ErrDeviceExists, d.DeviceID)
-	}
-	return nil
+	return s.create(ctx, deviceKind, d.DeviceID, d.Etag, d)
 }
 
 // ReplaceDevice implements registry.Store.
 func (s *Store) ReplaceDevice(ctx context.Context, d registry.Device, prevEtag string) error {
-	rec, msg, err := encode(d, registry.Change{Kind: registry.ChangeDevice, ID: d.DeviceID, Etag: d.Etag})
-	if err != nil {
-		return err
-	}
-	n, err := s.run(ctx, "replace device", replaceScript,
-		[]string{s.keys.device(d.DeviceID), s.keys.deviceIndex()},
-		d.DeviceID, prevEtag, d.Etag, rec, s.keys.changes(), msg)
-	switch {
-	case err != nil:
-		return err
-	case n < 0:
-		return registry.ErrDeviceNotFound
-	case n == 0:
-		return fmt.Errorf("%w: device %q", registry.ErrPreconditionFailed, d.DeviceID)
-	}
-	return nil
+	return s.replace(ctx, deviceKind, d.DeviceID, prevEtag, d.Etag, d)
 }
 
 // DeleteDevice implements registry.Store.
 func (s *Store) DeleteDevice(ctx context.Context, id, prevEtag string) error {
-	_, msg, err := encode(nil, registry.Change{Kind: registry.ChangeDevice, ID: id, Deleted: true})
-	if err != nil {
-		return err
-	}
-	n, err := s.run(ctx, "delete device", deleteScript,
-		[]string{s.keys.device(id), s.keys.deviceIndex()},
-		id, prevEtag, s.keys.changes(), msg)
-	switch {
-	case err != nil:
-		return err
-	case n < 0:
-		return registry.ErrDeviceNotFound
-	case n == 0:
-		return fmt.Errorf("%w: device %q", registry.ErrPreconditionFailed, id)
-	}
-	return nil
+	return s.remove(ctx, deviceKind, id, prevEtag)
 }
 
 // listBatch bounds one ZRANGEBYLEX and the pipeline of reads after it, so
@@ -266,79 +302,22 @@ func (s *Store) hgetJSON(ctx context.Context, op string, ids []string, key func(
 
 // CA implements registry.Store.
 func (s *Store) CA(ctx context.Context, name string) (registry.CA, error) {
-	if err := s.open(); err != nil {
-		return registry.CA{}, err
-	}
-	b, err := s.c.HGet(ctx, s.keys.ca(name), fieldJSON).Bytes()
-	if errors.Is(err, redis.Nil) {
-		return registry.CA{}, registry.ErrCANotFound
-	}
-	if err != nil {
-		return registry.CA{}, unavailable("get CA", err)
-	}
-	var ca registry.CA
-	if err := json.Unmarshal(b, &ca); err != nil {
-		return registry.CA{}, unavailable("get CA", fmt.Errorf("CA %q: undecodable record: %w", name, err))
-	}
-	return ca, nil
+	return get[registry.CA](ctx, s, caKind, name)
 }
 
 // CreateCA implements registry.Store.
 func (s *Store) CreateCA(ctx context.Context, ca registry.CA) error {
-	rec, msg, err := encode(ca, registry.Change{Kind: registry.ChangeCA, ID: ca.Name, Etag: ca.Etag})
-	if err != nil {
-		return err
-	}
-	n, err := s.run(ctx, "create CA", createScript,
-		[]string{s.keys.ca(ca.Name), s.keys.caIndex()},
-		ca.Name, ca.Etag, rec, s.keys.changes(), msg)
-	switch {
-	case err != nil:
-		return err
-	case n == 0:
-		return fmt.Errorf("%w: %q", registry.ErrCAExists, ca.Name)
-	}
-	return nil
+	return s.create(ctx, caKind, ca.Name, ca.Etag, ca)
 }
 
 // ReplaceCA implements registry.Store.
 func (s *Store) ReplaceCA(ctx context.Context, ca registry.CA, prevEtag string) error {
-	rec, msg, err := encode(ca, registry.Change{Kind: registry.ChangeCA, ID: ca.Name, Etag: ca.Etag})
-	if err != nil {
-		return err
-	}
-	n, err := s.run(ctx, "replace CA", replaceScript,
-		[]string{s.keys.ca(ca.Name), s.keys.caIndex()},
-		ca.Name, prevEtag, ca.Etag, rec, s.keys.changes(), msg)
-	switch {
-	case err != nil:
-		return err
-	case n < 0:
-		return registry.ErrCANotFound
-	case n == 0:
-		return fmt.Errorf("%w: CA %q", registry.ErrPreconditionFailed, ca.Name)
-	}
-	return nil
+	return s.replace(ctx, caKind, ca.Name, prevEtag, ca.Etag, ca)
 }
 
 // DeleteCA implements registry.Store.
 func (s *Store) DeleteCA(ctx context.Context, name, prevEtag string) error {
-	_, msg, err := encode(nil, registry.Change{Kind: registry.ChangeCA, ID: name, Deleted: true})
-	if err != nil {
-		return err
-	}
-	n, err := s.run(ctx, "delete CA", deleteScript,
-		[]string{s.keys.ca(name), s.keys.caIndex()},
-		name, prevEtag, s.keys.changes(), msg)
-	switch {
-	case err != nil:
-		return err
-	case n < 0:
-		return registry.ErrCANotFound
-	case n == 0:
-		return fmt.Errorf("%w: CA %q", registry.ErrPreconditionFailed, name)
-	}
-	return nil
+	return s.remove(ctx, caKind, name, prevEtag)
 }
 
 // CAs implements registry.Store; a hub has few CAs, so this reads the
