@@ -91,21 +91,9 @@ type dpsServeConfig struct {
 
 func parseDPSServe(args []string) (dpsServeConfig, error) {
 	var c dpsServeConfig
-	hosts := &listFlag{vals: []string{"localhost"}}
 	fs := flag.NewFlagSet("dps serve", flag.ContinueOnError)
-	fs.String("config", "", "JSON config file of flag names to values (env HUBGATE_CONFIG)")
-	fs.StringVar(&c.DataDir, "data-dir", "./data-dps", "directory for the enrollment store, certificates and the connection string")
-	fs.Var(hosts, "hostname", "the service's host names (repeatable or comma-separated); the first is its name")
-	fs.StringVar(&c.MQTTAddr, "mqtt-addr", ":8883", "MQTT over TLS listen address")
-	fs.StringVar(&c.AMQPAddr, "amqp-addr", ":5671", "AMQP 1.0 over TLS listen address")
-	fs.StringVar(&c.HTTPSAddr, "https-addr", ":443", "HTTPS listen address: registration, service API and /$iothub/websocket (MQTT and AMQP)")
 	// 9091: a hub on the same machine has 9090.
-	fs.StringVar(&c.MetricsAddr, "metrics-addr", "127.0.0.1:9091", "plain-HTTP address for /metrics, /healthz, /readyz")
-	fs.StringVar(&c.TLSCert, "tls-cert", "", "server certificate (PEM); default: a generated development certificate")
-	fs.StringVar(&c.TLSKey, "tls-key", "", "server key (PEM)")
-	fs.DurationVar(&c.ClockSkew, "clock-skew", 5*time.Minute, "SAS expiry and certificate validity leeway")
-	fs.TextVar(&c.LogLevel, "log-level", slog.LevelInfo, "debug, info, warn or error")
-	fs.StringVar(&c.RedisURL, "redis-url", "", "shared store for several dps nodes (redis://, rediss://, redis+sentinel://, redis+cluster://; default: the embedded store)")
+	hosts := c.commonFlags(fs, "./data-dps", "127.0.0.1:9091")
 	fs.StringVar(&c.IDScope, "id-scope", "", "ID scope devices name (default: the stored one, else a generated 0ne… scope)")
 	pos, err := loadSources(fs, args)
 	if err != nil {

@@ -53,22 +53,29 @@ type serveConfig struct {
 	Cache       registry.CacheOptions
 }
 
-func parseServe(args []string) (serveConfig, error) {
-	var c serveConfig
+// commonFlags registers the flags `serve` and `dps serve` share: where the
+// process keeps its data, its names, its listeners, TLS, logs and Redis.
+func (c *serveConfig) commonFlags(fs *flag.FlagSet, dataDir, metricsAddr string) *listFlag {
 	hosts := &listFlag{vals: []string{"localhost"}}
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.String("config", "", "JSON config file of flag names to values (env HUBGATE_CONFIG)")
-	fs.StringVar(&c.DataDir, "data-dir", "./data", "directory for the registry, certificates and connection strings")
-	fs.Var(hosts, "hostname", "the hub's host names (repeatable or comma-separated); the first is its name")
+	fs.StringVar(&c.DataDir, "data-dir", dataDir, "directory for the store, certificates and connection strings")
+	fs.Var(hosts, "hostname", "host names (repeatable or comma-separated); the first is the service's name")
 	fs.StringVar(&c.MQTTAddr, "mqtt-addr", ":8883", "MQTT over TLS listen address")
 	fs.StringVar(&c.AMQPAddr, "amqp-addr", ":5671", "AMQP 1.0 over TLS listen address")
-	fs.StringVar(&c.HTTPSAddr, "https-addr", ":443", "HTTPS listen address: registry REST API and /$iothub/websocket")
-	fs.StringVar(&c.MetricsAddr, "metrics-addr", "127.0.0.1:9090", "plain-HTTP address for /metrics, /healthz, /readyz")
+	fs.StringVar(&c.HTTPSAddr, "https-addr", ":443", "HTTPS listen address: REST API and /$iothub/websocket")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", metricsAddr, "plain-HTTP address for /metrics, /healthz, /readyz")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "server certificate (PEM); default: a generated development certificate")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "server key (PEM)")
-	fs.DurationVar(&c.ClockSkew, "clock-skew", 5*time.Minute, "SAS expiry leeway")
+	fs.DurationVar(&c.ClockSkew, "clock-skew", 5*time.Minute, "SAS expiry and certificate validity leeway")
 	fs.TextVar(&c.LogLevel, "log-level", slog.LevelInfo, "debug, info, warn or error")
-	fs.StringVar(&c.RedisURL, "redis-url", "", "shared registry for several nodes: redis://, rediss://, redis+sentinel://h:p,h:p/master, redis+cluster://h:p,h:p (default: the embedded store)")
+	fs.StringVar(&c.RedisURL, "redis-url", "", "shared store for several nodes: redis://, rediss://, redis+sentinel://h:p,h:p/master, redis+cluster://h:p,h:p (default: the embedded store)")
+	return hosts
+}
+
+func parseServe(args []string) (serveConfig, error) {
+	var c serveConfig
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	hosts := c.commonFlags(fs, "./data", "127.0.0.1:9090")
 	fs.StringVar(&c.Node, "node", defaultNode(), "this node's name among the hub's nodes")
 	// 250 ms: a warm decision takes microseconds and a Redis miss ~0.1 ms;
 	// past this the registry is unavailable and the device hears CONNACK 3.
