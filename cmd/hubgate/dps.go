@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -165,22 +164,10 @@ func runDPSServe(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	mqttLn, err := net.Listen("tcp", cfg.MQTTAddr)
-	if err != nil {
-		return fmt.Errorf("mqtt listener: %w", err)
-	}
 	amqpHead := amqphead.New(svc, log)
-	amqpLn, err := net.Listen("tcp", cfg.AMQPAddr)
+	mqttLn, amqpLn, httpsLn, metricsLn, err := cfg.listen()
 	if err != nil {
-		return fmt.Errorf("amqp listener: %w", err)
-	}
-	httpsLn, err := net.Listen("tcp", cfg.HTTPSAddr)
-	if err != nil {
-		return fmt.Errorf("https listener: %w", err)
-	}
-	metricsLn, err := net.Listen("tcp", cfg.MetricsAddr)
-	if err != nil {
-		return fmt.Errorf("metrics listener: %w", err)
+		return err
 	}
 	mux := http.NewServeMux()
 	mux.Handle(broker.WebSocketPath, broker.NewWebSocket(log, map[string]broker.ConnAcceptor{"mqtt": head, "AMQPWSB10": amqpHead}))

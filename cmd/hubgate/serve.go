@@ -205,21 +205,9 @@ func runServe(ctx context.Context, args []string) error {
 		defer func() { stopWatch(); <-watchDone }()
 	}
 
-	mqttLn, err := net.Listen("tcp", cfg.MQTTAddr)
+	mqttLn, amqpLn, httpsLn, metricsLn, err := cfg.listen()
 	if err != nil {
-		return fmt.Errorf("mqtt listener: %w", err)
-	}
-	amqpLn, err := net.Listen("tcp", cfg.AMQPAddr)
-	if err != nil {
-		return fmt.Errorf("amqp listener: %w", err)
-	}
-	httpsLn, err := net.Listen("tcp", cfg.HTTPSAddr)
-	if err != nil {
-		return fmt.Errorf("https listener: %w", err)
-	}
-	metricsLn, err := net.Listen("tcp", cfg.MetricsAddr)
-	if err != nil {
-		return fmt.Errorf("metrics listener: %w", err)
+		return err
 	}
 
 	mux := http.NewServeMux()
@@ -409,4 +397,24 @@ func defaultNode() string {
 		h = "node"
 	}
 	return fmt.Sprintf("%s-%d", h, os.Getpid())
+}
+
+// listen opens the four listeners `serve` and `dps serve` both have; on an
+// error the ones already open are closed.
+func (c serveConfig) listen() (mqtt, amqp, https, metrics net.Listener, err error) {
+	addrs := []struct{ what, addr string }{
+		{"mqtt", c.MQTTAddr}, {"amqp", c.AMQPAddr}, {"https", c.HTTPSAddr}, {"metrics", c.MetricsAddr},
+	}
+	lns := make([]net.Listener, 0, len(addrs))
+	for _, a := range addrs {
+		ln, err := net.Listen("tcp", a.addr)
+		if err != nil {
+			for _, l := range lns {
+				_ = l.Close()
+			}
+			return nil, nil, nil, nil, fmt.Errorf("%s listener: %w", a.what, err)
+		}
+		lns = append(lns, ln)
+	}
+	return lns[0], lns[1], lns[2], lns[3], nil
 }
