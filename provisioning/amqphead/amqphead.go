@@ -16,7 +16,6 @@ package amqphead
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
@@ -27,8 +26,10 @@ import (
 	"time"
 
 	amqpmsg "github.com/Azure/go-amqp"
+	"go.opentelemetry.io/otel/metric/noop"
 
 	"github.com/hubgate/hubgate/authn"
+	"github.com/hubgate/hubgate/broker"
 	"github.com/hubgate/hubgate/broker/amqp/engine"
 	"github.com/hubgate/hubgate/broker/amqp/wire"
 	"github.com/hubgate/hubgate/provisioning"
@@ -41,10 +42,11 @@ type Head struct {
 	// connectTimeout bounds TLS handshake, SASL and open.
 	connectTimeout time.Duration
 
-	mu     sync.Mutex // guards closed, lns
+	acceptor *broker.Acceptor
+
+	mu     sync.Mutex // guards closed
 	closed bool
-	lns    []net.Listener
-	wg     sync.WaitGroup // accept loops, connections, request handlers
+	wg     sync.WaitGroup // connections, request handlers
 }
 
 // New returns the head; give it connections with Serve or Accept.
@@ -52,47 +54,15 @@ func New(svc *provisioning.Service, log *slog.Logger) *Head {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Head{svc: svc, log: log, connectTimeout: 10 * time.Second}
+	h := &Head{svc: svc, log: log, connectTimeout: 10 * time.Second}
+	m, _ := broker.NewConnMetrics(noop.NewMeterProvider().Meter(""), "dps-amqp") // the noop meter never fails
+	h.acceptor = &broker.Acceptor{Timeout: h.connectTimeout, Metrics: m, Log: log, Accept: h.Accept}
+	return h
 }
 
-// Serve accepts TLS connections (tls.NewListener) from ln until it is closed.
-func (h *Head) Serve(ln net.Listener) error {
-	h.mu.Lock()
-	if h.closed {
-		h.mu.Unlock()
-		return net.ErrClosed
-	}
-	h.lns = append(h.lns, ln)
-	h.wg.Add(1)
-	h.mu.Unlock()
-	defer h.wg.Done()
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(10 * time.Millisecond)
-				continue
-			}
-			if errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			return err
-		}
-		go func() {
-			if tc, ok := c.(*tls.Conn); ok {
-				ctx, cancel := context.WithTimeout(context.Background(), h.connectTimeout)
-				err := tc.HandshakeContext(ctx)
-				cancel()
-				if err != nil {
-					_ = c.Close()
-					return
-				}
-			}
-			h.Accept(c, authn.TransportTLS)
-		}()
-	}
-}
+// Serve accepts TLS connections (tls.NewListener) from ln until it is
+// closed, with the hub heads' handshake deadline and admission.
+func (h *Head) Serve(ln net.Listener) error { return h.acceptor.Serve(ln) }
 
 // Accept runs one connection to its end.
 func (h *Head) Accept(nc net.Conn, transport authn.Transport) {
@@ -105,7 +75,7 @@ func (h *Head) Accept(nc net.Conn, transport authn.Transport) {
 	h.wg.Add(1)
 	h.mu.Unlock()
 	defer h.wg.Done()
-	c := &conn{h: h, certs: peerCertificates(nc), transport: transport}
+	c := &conn{h: h, certs: broker.PeerCertificates(nc), transport: transport}
 	c.ec = engine.NewConn(nc, engine.Config{ContainerID: "hubgate-dps", OpenTimeout: h.connectTimeout,
 		MaxSessions: 2, MaxLinks: 4, MaxMessageSize: 64 << 10, Credit: 10}, c)
 	_ = c.ec.Run()
@@ -114,11 +84,9 @@ func (h *Head) Accept(nc net.Conn, transport authn.Transport) {
 // Shutdown stops accepting and waits for connections to end (they are
 // short: a registration takes seconds).
 func (h *Head) Shutdown(ctx context.Context) error {
+	h.acceptor.Close()
 	h.mu.Lock()
 	h.closed = true
-	for _, ln := range h.lns {
-		_ = ln.Close()
-	}
 	h.mu.Unlock()
 	done := make(chan struct{})
 	go func() { h.wg.Wait(); close(done) }()
@@ -313,11 +281,4 @@ func (c *conn) request(_ *engine.Link, raw []byte) wire.DeliveryState {
 		c.h.log.Debug("dps amqp response not delivered", "registration_id", cred.RegistrationID, "error", err)
 	}
 	return &wire.Accepted{}
-}
-
-func peerCertificates(c net.Conn) []*x509.Certificate {
-	if s, ok := c.(interface{ ConnectionState() tls.ConnectionState }); ok {
-		return s.ConnectionState().PeerCertificates
-	}
-	return nil
 }
